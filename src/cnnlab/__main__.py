@@ -1,0 +1,5 @@
+# `python -m cnnlab` and `torchrun -m cnnlab` both land here.
+from cnnlab.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Model registry: `register_model`, `get_model`, `list_models`; the CLI reads it.
+
+Every builder takes `num_classes`, `in_channels`, `input_size` (H = W in pixels) and `width`
+(a channel multiplier); families are imported lazily so importing cnnlab costs nothing.
+"""
+
+import importlib
+from collections.abc import Callable
+
+import torch.nn as nn
+
+from cnnlab.errors import CnnlabError
+
+_FAMILIES = ("chapter_cnn", "vgg", "googlenet", "resnet")
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str):
+    def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _REGISTRY[name] = fn
+        return fn
+
+    return add
+
+
+def _load_families() -> None:
+    for family in _FAMILIES:
+        try:
+            importlib.import_module(f"cnnlab.models.{family}")
+        except ModuleNotFoundError as e:  # a family not written yet must not break the others
+            if e.name != f"cnnlab.models.{family}":
+                raise
+
+
+def list_models() -> list[str]:
+    _load_families()
+    return sorted(_REGISTRY)
+
+
+def get_model(name: str, **kwargs) -> nn.Module:
+    """Build model `name`; kwargs: num_classes, in_channels, input_size, width (and family extras)."""
+    names = list_models()
+    if name not in _REGISTRY:
+        raise CnnlabError(f"unknown model {name!r}; choose from: {', '.join(names)}")
+    return _REGISTRY[name](**kwargs)

@@ -1,0 +1,47 @@
+"""Shared fixtures. Tests needing ../shared/data skip off CI, and fail on CI (CNNLAB_REQUIRE_SHARED=1)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CNNLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def require(condition: bool, reason: str, env: str = "CNNLAB_REQUIRE_SHARED") -> None:
+    """Skip with `reason` unless `env` is set (CI sets it), in which case fail loudly instead."""
+    if condition:
+        return
+    if os.environ.get(env):
+        pytest.fail(f"{reason} (and {env} is set, so this must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    require((SHARED_DATA / "mnist").is_dir(), f"real datasets not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: float = 600, cwd=None):
+    """Run the real `cnnlab` CLI in a subprocess; returns CompletedProcess with text output."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnlab", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"cnnlab {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture
+def cli():
+    return run_cli
