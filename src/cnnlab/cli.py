@@ -57,12 +57,18 @@ def main(argv: list[str] | None = None) -> None:
     except CnnlabError as e:
         print(f"cnnlab: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except BrokenPipeError:  # `cnnlab ... | head` closed the pipe: not an error worth a message
+        sys.stderr.close()
+        sys.exit(0)
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as e:  # last resort: one readable line; CNNLAB_DEBUG=1 shows the traceback
         if os.environ.get("CNNLAB_DEBUG"):
             raise
-        print(f"cnnlab: unexpected error: {type(e).__name__}: {e} (set CNNLAB_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"cnnlab: unexpected error: {type(e).__name__}: {e} (set CNNLAB_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         sys.exit(1)
     sys.exit(code or 0)

@@ -1,0 +1,56 @@
+"""Typed training configuration; the whole object is saved as JSON into every run and checkpoint."""
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class TrainConfig:
+    # what to train, on what (defaults: the chapter's experiment)
+    model: str = "chapter-cnn"  # registry name, see `cnnlab models`
+    dataset: str = "mnist"  # dataset name, see cnnlab.data.DATASETS
+    data_dir: str | None = None  # folder with the dataset files (else $CNNLAB_DATA, cache, download)
+    width: float = 1.0  # channel-width multiplier passed to the model builder
+    aux: bool = True  # GoogLeNet auxiliary classifiers in training (ignored by other models)
+    # optimisation (chapter: Adam, lr 2e-4, batch 256, 10 epochs, plain cross-entropy)
+    epochs: int = 10  # passes over the training set
+    batch_size: int = 256  # global batch size (split across DDP ranks)
+    lr: float = 2e-4  # peak learning rate
+    optimizer: str = "adam"  # adam | adamw | sgd (Nesterov momentum)
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam/AdamW betas
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 0.0  # L2 (adam, sgd) or decoupled (adamw) weight decay
+    schedule: str = "constant"  # constant | onecycle | cosine | step
+    warmup_epochs: float = 0.0  # linear warm-up length (cosine/step/constant)
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    ema: float = 0.0  # EMA decay of weights per step (0 = off); evaluation uses the EMA weights
+    augment: str = "none"  # batched augmentation spec, see cnnlab.augment (e.g. "translate=2,erase=0.25")
+    tta: bool = False  # test-time augmentation at evaluation
+    time_budget: float = 0.0  # seconds: plan the schedule to end within this wall time (0 = off)
+    recipe: str | None = None  # named recipe whose values were applied (see cnnlab.recipes)
+    # data split and stopping
+    val_split: float = 0.0  # fraction of the training set held out (seeded) for model selection
+    patience: int = 0  # early stopping after this many epochs without val improvement (0 = off)
+    # run control
+    seed: int = 0  # seeds weights, data order, augmentation
+    out: str = "runs/latest"  # run folder: config.json, metrics.csv, last/best checkpoints, curves.png
+    overwrite: bool = False  # allow reusing a non-empty --out
+    resume: bool = False  # continue the run in --out from its resume state
+    checkpoint_every: int = 0  # also save resume state every N steps (0 = only at epoch ends / signals)
+    deterministic: bool = False  # bit-identical repeat runs (fixed threads, deterministic kernels)
+    threads: int = 0  # torch intra-op threads (0 = PyTorch's default)
+    channels_last: bool = True  # NHWC memory format: faster convolutions on CPU (oneDNN)
+    sync_bn: bool = False  # SyncBatchNorm under DDP
+    eval_batch_size: int = 1024  # evaluation batch size (inference mode)
+    tensorboard: bool = False  # also log to TensorBoard (needs the tensorboard package)
+    max_steps: int = 0  # stop after this many optimiser steps (0 = no limit; for smoke tests)
+    limit_train: int = 0  # use only the first N training images (0 = all; for smoke tests)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        cfg = cls(**{k: v for k, v in d.items() if k in names})
+        cfg.betas = tuple(cfg.betas)
+        return cfg

@@ -1,0 +1,353 @@
+"""The one training loop: every model, one process or many (DDP via torchrun), every recipe.
+
+Data path (see README): the dataset sits in memory as uint8; each epoch draws a seeded permutation
+(a pure function of seed and epoch, so a resumed run sees the same order); each global batch is an
+index slice, split across ranks, converted to float in one fused op, optionally augmented as a batch.
+"""
+
+import csv
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cnnlab.checkpoint import atomic_write_text, save_checkpoint, unwrap
+from cnnlab.config import TrainConfig
+from cnnlab.data import Dataset, load_dataset, to_float
+from cnnlab.errors import CnnlabError
+from cnnlab.evaluate import evaluate
+from cnnlab.models import get_model
+from cnnlab.optim import build_optimizer, build_scheduler
+
+METRICS = [
+    "epoch",
+    "train_loss",
+    "test_loss",
+    "test_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "images_per_second",
+    "seconds",
+]
+
+
+@dataclass
+class Dist:
+    rank: int = 0  # global rank of this process
+    world: int = 1  # number of processes
+    device: torch.device = torch.device("cpu")  # where this rank computes
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> Dist:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; nccl on GPUs, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if world == 1:
+        return Dist(device=device)
+    if cuda:
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), device)
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The permutation of n training images for `epoch`; identical on every rank and after resume."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def split_validation(data: Dataset, frac: float, seed: int):
+    """(train_x, train_y, val_x, val_y): a seeded fraction of the training set is held out."""
+    if not 0 <= frac < 1:
+        raise CnnlabError(f"--val-split must be in [0, 1), got {frac}")
+    n = len(data.train_y)
+    n_val = int(round(n * frac))
+    if n_val == 0:
+        return data.train_x, data.train_y, None, None
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919))
+    tr, va = order[n_val:].sort().values, order[:n_val].sort().values
+    return data.train_x[tr], data.train_y[tr], data.train_x[va], data.train_y[va]
+
+
+def compute_loss(model: nn.Module, out, y: torch.Tensor, smoothing: float, scale: float) -> torch.Tensor:
+    """Summed cross-entropy times `scale`; a tuple output (GoogLeNet aux heads) is weighted by the
+    model's `loss_weights` (Szegedy et al. 2014: aux losses weighted 0.3)."""
+    outs = out if isinstance(out, tuple) else (out,)
+    weights = getattr(unwrap(model), "loss_weights", (1.0,) * len(outs))
+    total = sum(
+        w * F.cross_entropy(o, y, reduction="sum", label_smoothing=smoothing) for w, o in zip(weights, outs)
+    )
+    return total * scale
+
+
+def validate_names(cfg: TrainConfig) -> None:
+    """Fail on a misspelt name before touching the disk or reading data."""
+    from cnnlab.data import list_datasets
+    from cnnlab.models import list_models
+    from cnnlab.optim import OPTIMIZERS, SCHEDULES
+
+    for what, value, names in (
+        ("model", cfg.model, list_models()),
+        ("dataset", cfg.dataset, list_datasets()),
+        ("optimizer", cfg.optimizer, OPTIMIZERS),
+        ("schedule", cfg.schedule, SCHEDULES),
+    ):
+        if value not in names:
+            raise CnnlabError(f"unknown {what} {value!r}; choose from: {', '.join(names)}")
+
+
+def prepare_out(cfg: TrainConfig) -> Path:
+    """Create --out, refusing to silently overwrite a previous run, and prove it is writable."""
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise CnnlabError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (cfg.overwrite or cfg.resume):
+        raise CnnlabError(
+            f"--out {out} already holds a run; use --resume to continue it or --overwrite to replace it"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"\0" * 4096)
+        probe.unlink()
+    except OSError as e:
+        raise CnnlabError(f"--out {out} is not writable: {e.strerror or e}") from None
+    if cfg.overwrite and not cfg.resume:
+        for name in (
+            "metrics.csv",
+            "last.safetensors",
+            "best.safetensors",
+            "last.json",
+            "best.json",
+            "state.pt",
+        ):
+            (out / name).unlink(missing_ok=True)
+    return out
+
+
+def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
+    c, h, _ = data.shape
+    extra = {} if cfg.aux or not cfg.model.startswith("googlenet") else {"aux_logits": False}
+    kwargs = dict(num_classes=len(data.classes), in_channels=c, input_size=h, width=cfg.width, **extra)
+    model = get_model(cfg.model, **kwargs)
+    model.cnnlab_kwargs = kwargs  # saved in checkpoints so `load_checkpoint` can rebuild it
+    try:
+        from cnnlab.summary import check_input
+    except ImportError:
+        check_input = None
+    if check_input is not None:
+        check_input(model, (c, h, h))
+    return model
+
+
+class Logger:
+    """Human text: a tqdm bar on a terminal, one line per epoch otherwise; stderr under --json."""
+
+    def __init__(self, enabled: bool, json_mode: bool):
+        self.enabled = enabled
+        self.stream = sys.stderr if json_mode else sys.stdout
+        self.bar_ok = enabled and self.stream.isatty()
+
+    def __call__(self, msg: str) -> None:
+        if self.enabled:
+            print(msg, file=self.stream, flush=True)
+
+    def bar(self, total: int, desc: str):
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, leave=False, file=self.stream, disable=not self.bar_ok)
+
+
+def train(cfg: TrainConfig, json_mode: bool = False) -> dict:
+    """Train per cfg; returns the summary that `cnnlab train --json` prints."""
+    dd = init_distributed()
+    log = Logger(dd.main, json_mode)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    validate_names(cfg)
+    out = prepare_out(cfg) if dd.main else Path(cfg.out)
+    data = load_dataset(cfg.dataset, cfg.data_dir, progress=log.bar_ok)
+    train_x, train_y, val_x, val_y = split_validation(data, cfg.val_split, cfg.seed)
+    if cfg.limit_train:
+        train_x, train_y = train_x[: cfg.limit_train], train_y[: cfg.limit_train]
+    model = build_model(cfg, data).to(dd.device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    meta = checkpoint_meta(cfg, model, data)
+    if dd.world > 1:
+        if cfg.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.parallel.DistributedDataParallel(model)
+    steps_per_epoch = math.ceil(len(train_y) / cfg.batch_size)
+    total_steps = (
+        steps_per_epoch * cfg.epochs
+        if not cfg.max_steps
+        else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
+    )
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_scheduler(cfg, optimizer, total_steps)
+    if dd.main:
+        atomic_write_text(out / "config.json", _json(cfg.to_dict()))
+        log(
+            f"training {cfg.model} on {data.name}: {len(train_y)} train / {len(data.test_y)} test images, "
+            f"{cfg.epochs} epochs, batch {cfg.batch_size}, {dd.world} process(es) on {dd.device}"
+        )
+
+    train_x, train_y = train_x.to(dd.device), train_y.to(dd.device)
+    best, step, history, t_start = -1.0, 0, [], time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = epoch_order(cfg.seed, epoch, len(train_y)).to(dd.device)
+        loss_sum, seen = torch.zeros((), device=dd.device), 0
+        bar = log.bar(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
+        for i in range(steps_per_epoch):
+            if cfg.max_steps and step >= cfg.max_steps:
+                break
+            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            mine = idx[dd.rank :: dd.world]  # this rank's share of the global batch
+            x = to_float(train_x[mine], data.mean, data.std)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = train_y[mine]
+            out_ = model(x)
+            # sum / global batch * world: DDP's gradient averaging then yields the global-batch mean
+            loss = compute_loss(model, out_, y, cfg.label_smoothing, dd.world / len(idx))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            loss_sum += loss.detach() * len(idx) / dd.world
+            seen += len(idx)
+            bar.update(1)
+        bar.close()
+        if not math.isfinite(loss_sum.item()):
+            raise CnnlabError(
+                f"training diverged: loss is {loss_sum.item()} in epoch {epoch} (step {step}); lower --lr",
+                exit_code=3,
+            )
+        seconds = time.perf_counter() - t0
+        row = {
+            "epoch": epoch,
+            "train_loss": loss_sum.item() / max(seen, 1),
+            "images_per_second": seen / seconds,
+            "seconds": seconds,
+        }
+        if dd.main:
+            best = end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log)
+            history.append(row)
+        if cfg.max_steps and step >= cfg.max_steps:
+            break
+        if cfg.patience and dd.main and stale_epochs(history) >= cfg.patience:
+            log(f"early stop: no validation improvement for {cfg.patience} epochs")
+            break
+    if dd.world > 1:
+        dist.barrier()
+    summary = summarize(cfg, data, history, time.perf_counter() - t_start, out)
+    if dd.main:
+        draw_curves(out, log)
+    if dd.world > 1:
+        dist.destroy_process_group()
+    return summary
+
+
+def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log) -> float:
+    """Evaluate on all test images (and val), append metrics, save last/best checkpoints."""
+    net = unwrap(model)
+    row["test_loss"], row["test_accuracy"] = evaluate(
+        net, data.test_x, data.test_y, data.mean, data.std, cfg.eval_batch_size, cfg.tta
+    )
+    row["val_loss"], row["val_accuracy"] = ("", "")
+    if val_x is not None:
+        row["val_loss"], row["val_accuracy"] = evaluate(
+            net, val_x, val_y, data.mean, data.std, cfg.eval_batch_size
+        )
+    append_metrics(out / "metrics.csv", row)
+    # model selection uses validation, never the test set; without a val split "best" is the last epoch
+    score = row["val_accuracy"] if val_x is not None else row["epoch"]
+    meta = {**meta, "epoch": row["epoch"], "metrics": row}
+    save_checkpoint(out / "last", net, meta)
+    if score > best:
+        save_checkpoint(out / "best", net, meta)
+        best = score
+    val = f", val acc {row['val_accuracy']:.4f}" if val_x is not None else ""
+    log(
+        f"epoch {row['epoch']:>3}: train loss {row['train_loss']:.4f}, test loss {row['test_loss']:.4f}, "
+        f"test acc {row['test_accuracy']:.4%}{val}, {row['images_per_second']:.0f} img/s, {row['seconds']:.1f}s"
+    )
+    return best
+
+
+def stale_epochs(history: list[dict]) -> int:
+    """Epochs since the best validation accuracy (0 when there is no validation split)."""
+    vals = [r["val_accuracy"] for r in history if r["val_accuracy"] != ""]
+    return len(vals) - 1 - max(range(len(vals)), key=vals.__getitem__) if vals else 0
+
+
+def append_metrics(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=METRICS, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def checkpoint_meta(cfg: TrainConfig, model: nn.Module, data: Dataset) -> dict:
+    return {
+        "model": cfg.model,
+        "model_kwargs": model.cnnlab_kwargs,
+        "dataset": data.name,
+        "classes": data.classes,
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "input_shape": list(data.shape),
+        "config": cfg.to_dict(),
+    }
+
+
+def summarize(cfg, data, history, seconds, out) -> dict:
+    last = history[-1] if history else {}
+    imgs = sum(r["images_per_second"] * r["seconds"] for r in history)
+    return {
+        "model": cfg.model,
+        "dataset": data.name,
+        "test_accuracy": last.get("test_accuracy"),
+        "test_images": len(data.test_y),
+        "epochs": len(history),
+        "train_seconds": seconds,
+        "images_per_second": imgs / max(sum(r["seconds"] for r in history), 1e-9),
+        "checkpoint": str(out / "best.safetensors"),
+        "out": str(out),
+    }
+
+
+def draw_curves(out: Path, log) -> None:
+    try:
+        from cnnlab.plots import plot_curves
+    except ImportError:
+        return
+    plot_curves(out / "metrics.csv", out / "curves.png")
+    log(f"curves: {out / 'curves.png'}")
+
+
+def _json(d: dict) -> str:
+    import json
+
+    return json.dumps(d, indent=2) + "\n"
