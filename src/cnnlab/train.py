@@ -22,6 +22,7 @@ from cnnlab.checkpoint import atomic_write_text, save_checkpoint, unwrap
 from cnnlab.config import TrainConfig
 from cnnlab.data import Dataset, load_dataset, to_float
 from cnnlab.errors import CnnlabError
+from cnnlab.augment import augment_batch, check_spec
 from cnnlab.evaluate import evaluate
 from cnnlab.models import get_model
 from cnnlab.optim import build_optimizer, build_scheduler
@@ -180,6 +181,7 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     validate_names(cfg)
+    check_spec(cfg.augment)
     out = prepare_out(cfg) if dd.main else Path(cfg.out)
     data = load_dataset(cfg.dataset, cfg.data_dir, progress=log.bar_ok)
     train_x, train_y, val_x, val_y = split_validation(data, cfg.val_split, cfg.seed)
@@ -201,6 +203,7 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict:
     )
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer, total_steps)
+    ema = build_ema(cfg, model)
     if dd.main:
         atomic_write_text(out / "config.json", _json(cfg.to_dict()))
         log(
@@ -224,6 +227,8 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict:
             x = to_float(train_x[mine], data.mean, data.std)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+            if cfg.augment != "none":
+                x = augment_batch(x, cfg.augment, step_generator(cfg.seed, step, dd))
             y = train_y[mine]
             out_ = model(x)
             # sum / global batch * world: DDP's gradient averaging then yields the global-batch mean
@@ -232,6 +237,8 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict:
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(unwrap(model))
             step += 1
             loss_sum += loss.detach() * len(idx) / dd.world
             seen += len(idx)
@@ -250,7 +257,9 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict:
             "seconds": seconds,
         }
         if dd.main:
-            best = end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log)
+            best = end_of_epoch(
+                cfg, ema.module if ema else model, data, val_x, val_y, row, best, out, meta, log
+            )
             history.append(row)
         if cfg.max_steps and step >= cfg.max_steps:
             break
@@ -265,6 +274,20 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict:
     if dd.world > 1:
         dist.destroy_process_group()
     return summary
+
+
+def build_ema(cfg: TrainConfig, model: nn.Module):
+    """Exponential moving average of the weights (and BN buffers), PyTorch's own AveragedModel."""
+    if not cfg.ema:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(unwrap(model), multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+
+
+def step_generator(seed: int, step: int, dd: Dist) -> torch.Generator:
+    """Augmentation randomness as a pure function of (seed, step, rank): reproducible and resumable."""
+    return torch.Generator(dd.device).manual_seed((seed * 1_000_003 + step) * 1009 + dd.rank)
 
 
 def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log) -> float:
