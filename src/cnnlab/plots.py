@@ -1,0 +1,412 @@
+"""Pictures of training and of what a network learned, as PNG files: library functions + `cnnlab plot`.
+
+Every figure is a plain `matplotlib.figure.Figure` rendered by the Agg canvas: no pyplot, no global
+backend switch, no window, so plotting is safe inside the trainer, tests and the web server alike.
+Each `plot_*` function writes one PNG and returns a `Picture(path, panels)`; `panels` is the number of
+image/chart panels drawn (tests check it, e.g. 16 + 32 + 64 feature maps for chapter-cnn).
+"""
+
+import argparse
+import csv
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from cnnlab.errors import CnnlabError
+
+DPI = 100
+PANEL = 0.7  # inches per image panel in grids
+
+
+class Picture(NamedTuple):
+    path: Path
+    panels: int
+
+
+def _save(fig: Figure, out_png: str | Path, panels: int) -> Picture:
+    """Render with Agg (explicitly, so no global backend is involved) and write the PNG."""
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    try:
+        fig.savefig(out, dpi=DPI)
+    except OSError as e:
+        raise CnnlabError(f"cannot write {out}: {e.strerror or e}") from None
+    return Picture(out, panels)
+
+
+def _as_image(x: torch.Tensor) -> tuple[np.ndarray, str | None]:
+    """uint8 C x H x W -> what imshow wants: H x W with a grey colormap, or H x W x 3 for colour."""
+    a = x.detach().cpu().numpy()
+    return (a[0], "gray") if a.shape[0] == 1 else (a.transpose(1, 2, 0), None)
+
+
+def _grid(fig, count: int, cols: int) -> list:
+    """count axes in a grid `cols` wide, without ticks; spare cells of the last row are removed."""
+    rows = math.ceil(count / cols)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
+    for ax in axes[count:]:
+        ax.remove()
+    for ax in axes[:count]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return list(axes[:count])
+
+
+# ---------------------------------------------------------------- training curves
+
+
+def read_metrics(metrics_csv: str | Path) -> dict[str, list[float]]:
+    """metrics.csv as columns of floats; empty cells (no validation split) become NaN."""
+    path = Path(metrics_csv)
+    if path.is_dir():
+        path = path / "metrics.csv"
+    if not path.is_file():
+        raise CnnlabError(f"{path} does not exist (expected a run folder or its metrics.csv)")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "epoch" not in rows[0]:
+        raise CnnlabError(f"{path}: no epochs recorded (expected columns epoch,train_loss,test_loss,...)")
+    try:
+        return {k: [float(r[k]) if r[k] not in ("", None) else math.nan for r in rows] for k in rows[0]}
+    except ValueError as e:
+        raise CnnlabError(f"{path}: {e}") from None
+
+
+def plot_curves(metrics_csv: str | Path, out_png: str | Path) -> Picture:
+    """Loss (left) and accuracy in % (right) per epoch from a run's metrics.csv."""
+    m = read_metrics(metrics_csv)
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    epochs = m["epoch"]
+    for key, label, style in (
+        ("train_loss", "train (mean over the epoch)", "-o"),
+        ("test_loss", "test", "-s"),
+        ("val_loss", "val", "--^"),
+    ):
+        if key in m and not all(math.isnan(v) for v in m[key]):
+            loss_ax.plot(epochs, m[key], style, label=label)
+    for key, label, style in (("test_accuracy", "test", "-s"), ("val_accuracy", "val", "--^")):
+        if key in m and not all(math.isnan(v) for v in m[key]):
+            acc_ax.plot(
+                epochs, [100 * v for v in m[key]], style, label=label, color="C1" if key[0] == "t" else "C2"
+            )
+    loss_ax.set(title="cross-entropy loss", xlabel="epoch", ylabel="loss")
+    acc_ax.set(title="accuracy", xlabel="epoch", ylabel="accuracy (%)")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    run = Path(metrics_csv) if Path(metrics_csv).is_dir() else Path(metrics_csv).parent
+    fig.suptitle(f"training curves of run {run.name!r}", fontsize=10)
+    return _save(fig, out_png, 2)
+
+
+# ---------------------------------------------------------------- evaluation pictures
+
+
+def plot_confusion(confusion: list[list[int]], classes: list[str], out_png: str | Path) -> Picture:
+    """Confusion matrix (rows = true class, colour = share of the row) and per-class accuracy."""
+    conf = np.asarray(confusion, dtype=float)
+    n = len(classes)
+    if conf.shape != (n, n):
+        raise CnnlabError(f"confusion matrix is {conf.shape}, expected {n}x{n} for {n} classes")
+    per_row = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    accuracy = 100 * np.diag(per_row)
+    fig = Figure(figsize=(6 + 0.45 * n, 1.5 + 0.45 * n), layout="constrained")
+    mat_ax, acc_ax = fig.subplots(1, 2, width_ratios=[n, max(3, n * 0.4)])
+    image = mat_ax.imshow(per_row, cmap="Blues", vmin=0, vmax=1)
+    for i, j in np.ndindex(n, n):
+        if conf[i, j]:
+            colour = "white" if per_row[i, j] > 0.5 else "black"
+            mat_ax.text(j, i, f"{int(conf[i, j])}", ha="center", va="center", fontsize=8, color=colour)
+    mat_ax.set_xticks(range(n), classes, rotation=45 if max(map(len, classes)) > 2 else 0, ha="right")
+    mat_ax.set_yticks(range(n), classes)
+    mat_ax.set(xlabel="predicted class", ylabel="true class")
+    total = 100 * np.trace(conf) / max(conf.sum(), 1)
+    mat_ax.set_title(f"confusion matrix: {int(conf.sum()):,} test images, {total:.2f}% right")
+    fig.colorbar(image, ax=mat_ax, shrink=0.8, label="share of the true class")
+    acc_ax.plot(accuracy, range(n), "o", color="C0")
+    for i, a in enumerate(accuracy):
+        acc_ax.annotate(
+            f"{a:.1f}", (a, i), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=8
+        )
+    acc_ax.set_yticks(range(n), classes)
+    acc_ax.set_ylim(n - 0.5, -0.5)
+    acc_ax.set_xlim(max(0, math.floor(accuracy.min() / 5) * 5 - 5), 101)  # zoomed: dots, not bars
+    acc_ax.set(title="per-class accuracy", xlabel="accuracy (%)")
+    acc_ax.grid(axis="x", alpha=0.3)
+    return _save(fig, out_png, 2)
+
+
+def top_losses(probs: torch.Tensor, labels: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices of the `count` wrong predictions with the largest loss -ln p(true class), worst first:
+    the examples the model is most confidently wrong about (fastai's "top losses")."""
+    loss = -probs[torch.arange(len(labels)), labels].clamp_min(1e-12).log()
+    wrong = (probs.argmax(1) != labels).nonzero().flatten()
+    return wrong[loss[wrong].argsort(descending=True)[:count]]
+
+
+def plot_top_losses(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    probs: torch.Tensor,
+    classes: list[str],
+    out_png,
+    count: int = 16,
+) -> Picture:
+    """Grid of the most confidently wrong images: true and predicted class, p(predicted), loss."""
+    worst = top_losses(probs, labels, count)
+    if len(worst) == 0:
+        raise CnnlabError("no wrong predictions: nothing to show")
+    cols = min(8, len(worst))
+    fig = Figure(figsize=(cols * 1.45, math.ceil(len(worst) / cols) * 1.75 + 0.5), layout="constrained")
+    for ax, i in zip(_grid(fig, len(worst), cols), worst.tolist()):
+        pixels, cmap = _as_image(images[i])
+        ax.imshow(pixels, cmap=cmap)
+        pred, true = int(probs[i].argmax()), int(labels[i])
+        p_pred, loss = float(probs[i, pred]), -math.log(max(float(probs[i, true]), 1e-12))
+        ax.set_title(
+            f"true {classes[true]}\npred {classes[pred]} ({p_pred:.2f})\nloss {loss:.1f}", fontsize=8
+        )
+    fig.suptitle(
+        f"top losses: the {len(worst)} most confidently wrong of {len(labels):,} images (loss = -ln p(true))",
+        fontsize=11,
+    )
+    return _save(fig, out_png, len(worst))
+
+
+def plot_samples(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    classes: list[str],
+    out_png,
+    count: int = 32,
+    title: str = "samples",
+) -> Picture:
+    """Grid of `count` images picked at random (seed 0, so the picture is stable) with their labels."""
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:count]
+    cols = min(8, len(pick))
+    fig = Figure(figsize=(cols * 1.1, math.ceil(len(pick) / cols) * 1.25 + 0.4), layout="constrained")
+    for ax, i in zip(_grid(fig, len(pick), cols), pick.tolist()):
+        pixels, cmap = _as_image(images[i])
+        ax.imshow(pixels, cmap=cmap)
+        ax.set_title(classes[int(labels[i])], fontsize=9)
+    fig.suptitle(f"{title}: {len(pick)} random images of {len(images):,}, with their labels")
+    return _save(fig, out_png, len(pick))
+
+
+# ---------------------------------------------------------------- inside the network
+
+
+def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            return name, m
+    raise CnnlabError("the model has no Conv2d layer")
+
+
+def plot_filters(weight: torch.Tensor, out_png, title: str = "first-layer filters") -> Picture:
+    """Each filter of a conv layer (F x C x K x K) as a small image. One input channel: red = positive
+    weight, blue = negative, on one shared scale so filters compare; three channels: as colour."""
+    w = weight.detach().float().cpu()
+    count, channels = w.shape[:2]
+    cols = min(8 if count <= 32 else 16, count)  # few filters: draw them larger
+    fig = Figure(figsize=(cols * 1.0 + 1.2, math.ceil(count / cols) * 1.1 + 0.7), layout="constrained")
+    axes = _grid(fig, count, cols)
+    limit = float(w.abs().max()) or 1.0
+    for f, ax in enumerate(axes):
+        if channels == 3:  # stretch each filter to 0..1 so its colours show
+            rgb = w[f].permute(1, 2, 0)
+            ax.imshow(((rgb - rgb.min()) / (rgb.max() - rgb.min() + 1e-12)).numpy())
+        else:  # one channel, or the mean over many (first layers normally have 1 or 3)
+            image = ax.imshow(w[f].mean(0).numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(str(f), fontsize=7)
+    if channels != 3:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
+    size = "x".join(map(str, w.shape[2:]))
+    fig.suptitle(f"{title}: {count} filters, {channels} input channel(s), {size} each")
+    return _save(fig, out_png, count)
+
+
+LEGEND = "feature maps = conv outputs before ReLU: red > 0 (ReLU keeps it), blue < 0 (ReLU zeroes it)"
+
+
+def plot_feature_maps(
+    maps: list[tuple[str, torch.Tensor]], out_png, image: torch.Tensor | None = None, max_channels: int = 64
+) -> Picture:
+    """One panel per channel of every conv output (F x H x W each), layer by layer, as returned by
+    `cnnlab.activations.conv_feature_maps`. Maps are pre-ReLU: red = positive (ReLU keeps it),
+    blue = negative (ReLU zeroes it), white = 0, one symmetric scale per layer. `image` (uint8 C x H x W)
+    is drawn on top; it is not counted in `panels`."""
+    cols = 16
+    shown = [(name, fmap[:max_channels]) for name, fmap in maps]
+    rows = [math.ceil(len(fmap) / cols) for _, fmap in shown]
+    header = 2 if image is not None else 0
+    fig = Figure(figsize=(cols * PANEL, (sum(rows) + header) * PANEL + 0.6 * len(rows)), layout="constrained")
+    subfigs = fig.subfigures(len(rows) + bool(header), 1, height_ratios=([header] if header else []) + rows)
+    subfigs = np.atleast_1d(subfigs)
+    if image is not None:
+        ax = subfigs[0].subplots()
+        pixels, cmap = _as_image(image)
+        ax.imshow(pixels, cmap=cmap)
+        ax.set_axis_off()
+        subfigs[0].suptitle(LEGEND, fontsize=10)
+    else:
+        fig.suptitle(LEGEND, fontsize=10)
+    panels = 0
+    for sub, (name, fmap), full in zip(subfigs[bool(header) :], shown, maps):
+        limit = float(torch.quantile(fmap.abs().flatten().float(), 0.99)) or 1.0
+        for ax, channel in zip(_grid(sub, len(fmap), cols), fmap):
+            ax.imshow(channel.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        more = f" (first {len(fmap)} of {len(full[1])})" if len(fmap) < len(full[1]) else ""
+        size = "x".join(map(str, fmap.shape[1:]))
+        sub.suptitle(
+            f"{name}: {len(full[1])} filters -> {len(full[1])} feature maps of {size}{more}", fontsize=10
+        )
+        panels += len(fmap)
+    return _save(fig, out_png, panels)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def _checkpoint(args: argparse.Namespace):
+    """(model, meta, folder of the checkpoint: where its pictures go by default)."""
+    from cnnlab.checkpoint import load_checkpoint, resolve
+
+    model, meta = load_checkpoint(args.checkpoint)
+    return model, meta, resolve(args.checkpoint).parent
+
+
+def _test_set(args: argparse.Namespace, meta: dict):
+    """The checkpoint's own dataset, or --dataset if it has the same image shape and classes."""
+    from cnnlab.data import load_dataset
+
+    data = load_dataset(getattr(args, "dataset", None) or meta["dataset"], args.data_dir)
+    if list(data.shape) != list(meta["input_shape"]) or len(data.classes) != len(meta["classes"]):
+        raise CnnlabError(
+            f"{data.name} images ({list(data.shape)}) do not fit a {meta['dataset']} checkpoint"
+        )
+    return data
+
+
+def _probs(model: nn.Module, meta: dict, images: torch.Tensor) -> torch.Tensor:
+    from cnnlab.evaluate import predict_logits
+
+    return predict_logits(model, images, meta["mean"], meta["std"]).softmax(1)
+
+
+def run_curves(args: argparse.Namespace) -> Picture:
+    source = Path(args.source)
+    folder = source if source.is_dir() else source.parent
+    return plot_curves(source, args.out or folder / "curves.png")
+
+
+def run_confusion(args: argparse.Namespace) -> Picture:
+    from cnnlab.evaluate import confusion_matrix
+
+    model, meta, folder = _checkpoint(args)
+    data = _test_set(args, meta)
+    pred = _probs(model, meta, data.test_x).argmax(1)
+    conf = confusion_matrix(pred, data.test_y, len(data.classes))
+    return plot_confusion(conf.tolist(), data.classes, args.out or folder / "confusion.png")
+
+
+def run_top_losses(args: argparse.Namespace) -> Picture:
+    model, meta, folder = _checkpoint(args)
+    data = _test_set(args, meta)
+    probs = _probs(model, meta, data.test_x)
+    out = args.out or folder / "top-losses.png"
+    return plot_top_losses(data.test_x, data.test_y, probs, data.classes, out, args.count)
+
+
+def run_samples(args: argparse.Namespace) -> Picture:
+    from cnnlab.data import load_dataset
+
+    data = load_dataset(args.dataset, args.data_dir)
+    x, y = (data.train_x, data.train_y) if args.split == "train" else (data.test_x, data.test_y)
+    out = args.out or f"samples-{args.dataset}.png"
+    return plot_samples(x, y, data.classes, out, args.count, title=f"{args.dataset} {args.split} set")
+
+
+def run_filters(args: argparse.Namespace) -> Picture:
+    model, meta, folder = _checkpoint(args)
+    name, conv = first_conv(model)
+    title = f"{meta['model']} {name}"
+    return plot_filters(conv.weight, args.out or folder / "filters.png", title=title)
+
+
+def run_feature_maps(args: argparse.Namespace) -> Picture:
+    from cnnlab.activations import conv_feature_maps
+    from cnnlab.data import to_float
+
+    model, meta, folder = _checkpoint(args)
+    if args.image:
+        from cnnlab.preprocess import load_image
+
+        image = load_image(args.image, meta)
+    else:
+        test_x = _test_set(args, meta).test_x
+        if not 0 <= args.index < len(test_x):
+            raise CnnlabError(f"--index {args.index} is outside the test set (0..{len(test_x) - 1})")
+        image = test_x[args.index]
+    maps = conv_feature_maps(model, to_float(image[None], meta["mean"], meta["std"])[0])
+    if args.layer:
+        known = [name for name, _ in maps]
+        if args.layer not in known:
+            raise CnnlabError(
+                f"unknown layer {args.layer!r}; conv layers of {meta['model']}: {', '.join(known)}"
+            )
+        maps = [(name, fmap) for name, fmap in maps if name == args.layer]
+    return plot_feature_maps(maps, args.out or folder / "feature-maps.png", image, args.max_channels)
+
+
+KINDS = {
+    "curves": (run_curves, "loss and accuracy per epoch from a run's metrics.csv"),
+    "confusion": (run_confusion, "confusion matrix and per-class accuracy on the test set"),
+    "top-losses": (run_top_losses, "the most confidently wrong test images"),
+    "samples": (run_samples, "a grid of dataset images with their labels"),
+    "filters": (run_filters, "the first conv layer's filters"),
+    "feature-maps": (run_feature_maps, "every conv layer's feature maps for one image"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
+    for kind, (_, help_) in KINDS.items():
+        p = kinds.add_parser(kind, help=help_, description=help_)
+        if kind == "curves":
+            p.add_argument("source", metavar="RUN_DIR_OR_METRICS_CSV")
+        elif kind == "samples":
+            p.add_argument("dataset", help="e.g. mnist-sample, mnist, fashion-mnist, cifar10")
+            p.add_argument("--split", choices=["train", "test"], default="train")
+        else:
+            p.add_argument("checkpoint", help="run folder or .safetensors file")
+        if kind in ("samples", "top-losses"):
+            p.add_argument(
+                "--count", type=int, default=32 if kind == "samples" else 16, help="how many images"
+            )
+        if kind in ("confusion", "top-losses"):
+            p.add_argument("--dataset", help="test set to use (default: the checkpoint's own)")
+        if kind == "feature-maps":
+            source = p.add_mutually_exclusive_group()
+            source.add_argument("--image", help="an image file (preprocessed like `cnnlab predict`)")
+            source.add_argument("--index", type=int, default=0, help="a test-set image (default 0)")
+            p.add_argument("--layer", help="only this conv layer, e.g. layer.0")
+            p.add_argument("--max-channels", type=int, default=64, help="at most this many maps per layer")
+        if kind not in ("curves", "filters"):
+            p.add_argument("--data-dir", help="folder holding the dataset files")
+        p.add_argument("--out", help="PNG file to write (default: next to the run / in the current folder)")
+
+
+def run(args: argparse.Namespace) -> int:
+    picture = KINDS[args.kind][0](args)
+    print(picture.path)
+    return 0
