@@ -9,7 +9,6 @@ sits at the centre. Other datasets: greyscale or RGB as the model wants, fitted 
 import io
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,21 +22,24 @@ DIGIT_DATASETS = {"mnist", "mnist-sample", "kmnist"}
 
 
 def open_image(source: str | Path | bytes, name: str = "image") -> Image.Image:
-    """Open and fully decode an image file or bytes; any failure is one clear CnnlabError."""
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    """Open and fully decode an image file or bytes; any failure is one clear CnnlabError.
+
+    The pixel count is checked from the header before decoding, so a decompression bomb (a tiny
+    PNG that unpacks to gigabytes) is refused without touching Pillow's global limits (thread-safe).
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-            img.load()
+        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        if img.width * img.height > MAX_PIXELS:
+            raise CnnlabError(
+                f"{name}: image too large ({img.width}x{img.height}, over {MAX_PIXELS:,} pixels)"
+            )
+        img.load()
     except FileNotFoundError:
         raise CnnlabError(f"{name}: no such file") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise CnnlabError(f"{name}: image too large (over {MAX_PIXELS:,} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise CnnlabError(f"{name}: not a readable image ({type(e).__name__})") from None
-    if img.width * img.height > MAX_PIXELS:
-        raise CnnlabError(f"{name}: image too large ({img.width}x{img.height})")
     return ImageOps.exif_transpose(img)
 
 

@@ -1,0 +1,180 @@
+"""`cnnlab export CHECKPOINT OUT.onnx`: ONNX with a dynamic batch dimension, checked with onnxruntime.
+
+The ONNX model takes what the PyTorch model takes: float32 N x C x H x W, normalised as
+(pixel / 255 - mean) / std with the checkpoint's mean and std, and returns N x classes logits. Those
+constants, the class names and the rest of the checkpoint's metadata are stored in the file's
+`metadata_props["cnnlab"]` (JSON), so a consumer needs nothing else.
+
+After writing, the file is loaded in onnxruntime and its logits compared with PyTorch's on real test
+images of the checkpoint's dataset (the bundled mnist-sample when those files are not here, random
+images as a last resort), once as a batch and once as a single image, which exercises the dynamic batch
+dimension. A max abs diff over the tolerance is an error.
+"""
+
+import argparse
+import contextlib
+import inspect
+import io
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from cnnlab.checkpoint import atomic_write, load_checkpoint
+from cnnlab.data import load_dataset, to_float
+from cnnlab.errors import CnnlabError
+
+TOLERANCE = 1e-3  # float32 kernels differ in summation order: ~1e-6 is typical, 1e-3 is a real bug
+CHECK_IMAGES = 64
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="run folder or .safetensors file")
+    p.add_argument("out", help="the .onnx file to write")
+    p.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's, 18 or newer)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=TOLERANCE,
+        help=f"max abs logit diff allowed (default {TOLERANCE:g})",
+    )
+    p.add_argument("--data-dir", help="folder holding the checkpoint's dataset, for the check images")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+@contextlib.contextmanager
+def quiet_exporter():
+    """The dynamo exporter prints progress lines, FutureWarnings from torch internals and a note that
+    torchvision is absent: noise for this command. It is captured, and shown only if the export fails."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.ERROR)  # torch attaches its own handler to torch.onnx: filter at the source
+        logger.propagate = False
+    try:
+        with contextlib.redirect_stdout(out), warnings.catch_warnings():
+            warnings.simplefilter("ignore", (FutureWarning, DeprecationWarning, UserWarning))
+            yield out
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = True
+
+
+def export_onnx(model: nn.Module, meta: dict, out: Path, opset: int | None = None) -> int:
+    """Write `model` to `out` with a dynamic batch dimension; returns the opset used."""
+    arg = next(iter(inspect.signature(model.forward).parameters))  # dynamic_shapes is keyed by its name
+    # an example batch of 1 would be specialised to the constant 1; 2 keeps the dimension symbolic
+    example = torch.randn(2, *meta["input_shape"])
+    with quiet_exporter() as log:
+        try:
+            program = torch.onnx.export(
+                model,
+                (example,),
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_shapes={arg: {0: torch.export.Dim("batch")}},
+                opset_version=opset,
+                dynamo=True,
+            )
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            tail = " | ".join(log.getvalue().strip().splitlines()[-3:])
+            raise CnnlabError(
+                f"ONNX export of {meta['model']} failed: {type(e).__name__}: {first} [{tail}]"
+            ) from None
+    used = int(program.model.opset_imports.get("", 0))
+    if opset is not None and used != opset:  # the exporter falls back to its own opset when it cannot convert
+        raise CnnlabError(
+            f"{meta['model']} cannot be exported at opset {opset} (the exporter produced opset {used})"
+        )
+    program.model.metadata_props["cnnlab"] = json.dumps({k: v for k, v in meta.items() if k != "config"})
+    program.model.doc_string = (
+        "input: float32 N x C x H x W, (pixel/255 - mean)/std; output: N x classes logits"
+    )
+    atomic_write(out, lambda tmp: program.save(tmp))
+    return used
+
+
+def check_images(meta: dict, data_dir: str | None, count: int = CHECK_IMAGES) -> tuple[torch.Tensor, str]:
+    """uint8 test images for the comparison, and what they are (for the report)."""
+    shape = tuple(meta["input_shape"])
+    for name in dict.fromkeys((meta["dataset"], "mnist-sample")):
+        try:
+            data = load_dataset(
+                name, data_dir if name == meta["dataset"] else None, download=False, progress=False
+            )
+        except CnnlabError:
+            continue  # not on this machine: the check must not download
+        if data.shape == shape:
+            return data.test_x[:count], f"{min(count, len(data.test_x))} {name} test images"
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (count, *shape), dtype=torch.uint8, generator=g), f"{count} random images"
+
+
+def compare(model: nn.Module, meta: dict, path: Path, images: torch.Tensor) -> tuple[float, int]:
+    """(max abs logit diff between onnxruntime and PyTorch, predictions that agree) over a batch and
+    a single image."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    x = to_float(images, meta["mean"], meta["std"])
+    with torch.inference_mode():
+        expected = model(x).numpy()
+    name = session.get_inputs()[0].name
+    got = session.run(None, {name: x.numpy()})[0]
+    single = session.run(None, {name: x[:1].numpy()})[0]  # a batch size the export never saw
+    diff = max(float(np.abs(got - expected).max()), float(np.abs(single - expected[:1]).max()))
+    return diff, int((got.argmax(1) == expected.argmax(1)).sum())
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.tolerance < 0:
+        raise CnnlabError(f"--tolerance must be >= 0, got {args.tolerance}")
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise CnnlabError(f"{out.parent} is not a folder")
+    model, meta = load_checkpoint(args.checkpoint)
+    opset = export_onnx(model, meta, out, args.opset)
+    images, what = check_images(meta, args.data_dir)
+    diff, agree = compare(model, meta, out, images)
+    result = {
+        "onnx": str(out),
+        "model": meta["model"],
+        "opset": opset,
+        "bytes": out.stat().st_size,
+        "checked_on": what,
+        "max_abs_diff": diff,
+        "tolerance": args.tolerance,
+        "predictions_agree": agree,
+        "images": len(images),
+    }
+    if diff > args.tolerance or not np.isfinite(diff):
+        raise CnnlabError(
+            f"{out}: onnxruntime and PyTorch disagree on {what}: max abs diff {diff:.3g} > tolerance "
+            f"{args.tolerance:g} (file kept for inspection)"
+        )
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    shape = "x".join(map(str, meta["input_shape"]))
+    print(
+        f"exported {meta['model']} to {out} (opset {opset}, {result['bytes'] / 2**20:.2f} MiB): input N x {shape} float32, dynamic batch"
+    )
+    print(
+        f"onnxruntime vs PyTorch on {what} (a batch and a single image): max abs diff {diff:.3g} "
+        f"(tolerance {args.tolerance:g}), predictions agree on {agree}/{len(images)}",
+        file=sys.stdout,
+    )
+    return 0

@@ -1,0 +1,277 @@
+"""The FastAPI app (`create_app`) and the `cnnlab serve` command.
+
+Routes: `GET /` (the page), `/static/*`, `GET /healthz`, `GET /api/model`, `POST /api/predict`.
+Every error, ours or the framework's, is JSON `{"error": "..."}` with a 4xx/5xx status, so a client
+never has to parse an HTML error page, and a bad request never stops the server.
+"""
+
+import argparse
+import base64
+import binascii
+import json
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnlab.errors import CnnlabError
+
+try:
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+    from starlette.concurrency import run_in_threadpool
+    from starlette.datastructures import UploadFile
+    from starlette.exceptions import HTTPException
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+except ImportError as e:  # the CLI turns this into one line instead of a traceback
+    raise CnnlabError(f"cnnlab serve needs {e.name}: pip install 'cnnlab[serve]'") from None
+
+from cnnlab.serve.inference import MAX_PIXELS, Predictor, RequestError
+
+STATIC = Path(__file__).parent / "static"
+MAX_BODY_BYTES = 5 * 1024 * 1024  # a canvas PNG is ~10 kB and a phone photo ~4 MB
+TRUE = {"1", "true", "yes", "on"}
+log = logging.getLogger("cnnlab.serve")
+
+# The page loads nothing from elsewhere, so the browser may refuse anything that is not from this server.
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+        b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+def error_response(status: int, message: str, close: bool = False) -> JSONResponse:
+    headers = {"connection": "close"} if close else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class Guard:
+    """ASGI middleware: caps the request body and adds the security headers to every response.
+
+    A declared Content-Length over the cap is refused before a byte of the body is read (and the
+    connection closed, so the unread rest is not taken for the next request). A chunked body has no
+    length up front, so its bytes are counted as the app reads them and reading stops at the cap.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        declared = dict(scope["headers"]).get(b"content-length")
+        too_big = f"request body too large: the limit is {self.max_body_bytes:,} bytes"
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            status, msg = (413, too_big) if declared.isdigit() else (400, "invalid Content-Length")
+            await error_response(status, msg, close=True)(scope, receive, send_with_headers)
+            return
+        received = 0
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise RequestError(413, too_big)
+            return message
+
+        await self.app(scope, counted_receive, send_with_headers)
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, (str, int)) and str(value).strip().lower() in TRUE)
+
+
+def decode_base64_image(text: str) -> bytes:
+    """Base64 or a `data:image/...;base64,` URL -> bytes."""
+    if text.startswith("data:"):
+        header, _, text = text.partition(",")
+        if not header.endswith(";base64"):
+            raise RequestError(400, "a data URL image must be base64-encoded (data:image/png;base64,...)")
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(400, '"image" is not valid base64') from None
+
+
+async def read_upload(request: Request) -> tuple[bytes, bool]:
+    """(image bytes, features wanted) from a multipart, JSON or raw image/* body."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=8)
+        try:
+            files = [v for v in form.values() if isinstance(v, UploadFile)]
+            if not files:
+                raise RequestError(400, "multipart upload without a file: send the image as field 'file'")
+            return await files[0].read(), _truthy(form.get("features"))
+        finally:
+            await form.close()
+    if media == "application/json":
+        try:
+            payload = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise RequestError(400, "request body is not valid JSON") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
+            raise RequestError(400, 'JSON body must be {"image": "<base64 PNG/JPEG or data URL>"}')
+        return decode_base64_image(payload["image"]), _truthy(payload.get("features"))
+    if media.startswith("image/") or media == "application/octet-stream":
+        return await request.body(), False
+    raise RequestError(
+        415,
+        f"unsupported content type {media or '(none)'!r}: send multipart/form-data with a file field, "
+        'application/json {"image": "<base64>"}, or the image bytes as image/png or image/jpeg',
+    )
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    async def request_error(_: Request, e: RequestError) -> JSONResponse:
+        return error_response(e.status, e.message, close=e.status == 413)
+
+    async def http_error(request: Request, e: HTTPException) -> JSONResponse:
+        message = (
+            f"{e.detail}: {request.method} {request.url.path}" if e.status_code in (404, 405) else e.detail
+        )
+        return JSONResponse({"error": str(message)}, status_code=e.status_code, headers=e.headers)
+
+    async def validation_error(_: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error_response(422, f"invalid {where}: {first.get('msg', 'bad value')}")
+
+    async def unexpected(_: Request, e: Exception) -> JSONResponse:
+        log.exception("unexpected error")  # the traceback goes to the server log, not to the client
+        return error_response(500, f"internal error ({type(e).__name__}); see the server log")
+
+    app.add_exception_handler(RequestError, request_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def create_app(
+    checkpoint_path: str | Path,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_pixels: int = MAX_PIXELS,
+) -> FastAPI:
+    """The app for one checkpoint (loaded now, so a bad path fails before the server starts)."""
+    predictor = Predictor.from_checkpoint(checkpoint_path, max_pixels)
+    # /docs and /redoc load Swagger UI from a CDN: off, the page must work offline. /openapi.json stays.
+    app = FastAPI(title="cnnlab serve", docs_url=None, redoc_url=None)
+    app.state.predictor = predictor
+    add_error_handlers(app)
+    app.add_middleware(Guard, max_body_bytes=max_body_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    info = {**predictor.info, "max_body_bytes": max_body_bytes, "max_pixels": max_pixels}
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok", "model": info["model"]}
+
+    @app.get("/api/model")
+    def model() -> dict:
+        return info
+
+    @app.post("/api/predict")
+    async def predict(request: Request, features: bool = False) -> JSONResponse:
+        """Body: multipart (any file field), JSON {"image": base64 or data URL}, or raw image/* bytes.
+        `?features=1` (or a `features` field) adds every conv layer's feature maps as PNG sprites."""
+        data, wanted = await read_upload(request)
+        # inference is CPU-bound: a worker thread keeps the event loop free for other requests
+        return JSONResponse(await run_in_threadpool(predictor, data, features or wanted))
+
+    return app
+
+
+# ---- cnnlab serve ------------------------------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="run folder or .safetensors file")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    p.add_argument(
+        "--max-upload-mb", type=float, default=MAX_BODY_BYTES / 2**20, help="request body cap (default 5)"
+    )
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="PyTorch threads per request (default 1: requests already run in parallel, and more threads "
+        "per request oversubscribe the cores, which on a busy machine is many times slower)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log level; info and debug also log every request (default info)",
+    )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket; binding here (not in uvicorn) makes a busy port one clear error."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+    except OSError as e:
+        raise CnnlabError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    return sock
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if not 0 <= args.port <= 65535:
+        raise CnnlabError(f"--port must be 0..65535, got {args.port}")
+    if args.max_upload_mb <= 0:
+        raise CnnlabError(f"--max-upload-mb must be > 0, got {args.max_upload_mb}")
+    if args.torch_threads < 1:
+        raise CnnlabError(f"--torch-threads must be >= 1, got {args.torch_threads}")
+    torch.set_num_threads(args.torch_threads)
+    app = create_app(args.checkpoint, max_body_bytes=int(args.max_upload_mb * 2**20))
+    sock = bind(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    info = app.state.predictor.info
+    print(
+        f"cnnlab serve: {info['model']} ({info['dataset']}) at http://{shown}:{port}/  (Ctrl-C stops)",
+        flush=True,
+    )
+    if host not in ("127.0.0.1", "::1"):
+        print(
+            f"cnnlab: warning: listening on {host}: anyone who can reach this port can use the API "
+            "(no authentication, no TLS); see docs/serve.md",
+            file=sys.stderr,
+            flush=True,
+        )
+    level = args.log_level
+    config = uvicorn.Config(app, log_level=level, access_log=level in ("info", "debug"), server_header=False)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
