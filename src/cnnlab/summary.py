@@ -1,0 +1,306 @@
+"""`cnnlab summary` (a layer table, Keras/torchinfo style) and `cnnlab models` (params and MACs per model).
+
+One real forward pass of a zero tensor (batch 1, eval mode, no grad) with a pre- and a post-hook on every
+leaf module records each layer's input and output shape. For every Conv2d and Max/AvgPool2d the output size
+is also computed from the layer's hyper-parameters with the chapter's formula floor((I - K + 2P)/S) + 1
+(`cnnlab.sizes.output_size`, dilation and ceil_mode included; adaptive pools give their configured
+size) and compared with the real shape: a difference is reported as a bug. When the formula says a map
+shrinks below 1 pixel, the pre-hook stops the pass with a CnnlabError naming that layer, before PyTorch
+fails somewhere less helpful; `check_input` runs exactly this for training code.
+
+What is counted:
+- params: every parameter of the model (trainable: requires_grad). Layers the eval pass does not run
+  (GoogLeNet's aux heads) are in the total and reported separately as params_not_run.
+- macs: multiply-adds of one sample in eval mode, Conv2d (output elements x in_channels/groups x kH x kW)
+  and Linear (in_features x out_features per row) only; BatchNorm, activations, pooling, residual
+  additions and concatenations are not counted (they are a few percent at most).
+- activation memory: bytes of every leaf layer's output for one sample, as if nothing were in-place.
+
+`cnnlab summary` runs on CPU; `cnnlab models` builds every model on the meta device, where PyTorch's
+shape functions stand in for the arithmetic, so even the ImageNet forms list instantly.
+"""
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.models import get_model, list_models
+from cnnlab.sizes import output_size
+
+Shape = tuple[int, ...]
+DEFAULT_INPUT = "1x28x28"
+POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+ADAPTIVE = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
+@dataclass
+class Layer:
+    name: str
+    type: str
+    output_shape: list[int]  # without the batch dimension
+    params: int
+    macs: int
+
+
+@dataclass
+class Summary:
+    input_shape: Shape
+    layers: list[Layer] = field(default_factory=list)
+    params: int = 0
+    trainable: int = 0
+    macs: int = 0
+    activation_bytes: int = 0
+    params_not_run: int = 0
+    checked: int = 0  # conv/pool layers whose formula shape was compared with the real one
+    mismatches: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        out = {k: v for k, v in asdict(self).items() if k != "layers"}
+        out["input_shape"] = list(self.input_shape)
+        out["layers"] = [asdict(layer) for layer in self.layers]
+        return out
+
+
+def parse_input(text: str) -> Shape:
+    """'3x32x32' -> (3, 32, 32)."""
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise CnnlabError(f"--input must be CxHxW with positive integers, e.g. 1x28x28; got {text!r}")
+    c, h, w = (int(p) for p in parts)
+    return c, h, w
+
+
+def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def formula_shape(module: nn.Module, in_shape: Shape) -> Shape | None:
+    """Output C x H x W of a conv/pool layer from its hyper-parameters; None for other layers.
+
+    Raises CnnlabError (from `output_size`) when the map would shrink below 1 pixel."""
+    c, *hw = in_shape
+    if isinstance(module, ADAPTIVE):
+        return (c, *(i if o is None else o for i, o in zip(hw, _pair(module.output_size))))
+    if isinstance(module, nn.Conv2d):
+        if module.padding == "same":
+            return (module.out_channels, *hw)
+        padding = (0, 0) if module.padding == "valid" else module.padding
+        c, dilation, ceil_mode = module.out_channels, module.dilation, False
+    elif isinstance(module, POOLS):
+        padding, ceil_mode = module.padding, module.ceil_mode
+        dilation = module.dilation if isinstance(module, nn.MaxPool2d) else 1
+    else:
+        return None
+    dims = zip(hw, _pair(module.kernel_size), _pair(module.stride), _pair(padding), _pair(dilation))
+    return (c, *(output_size(i, k, s, p, d, ceil_mode) for i, k, s, p, d in dims))
+
+
+def _macs(module: nn.Module, out: torch.Tensor) -> int:
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        return out[0].numel() * (module.in_channels // module.groups) * kh * kw
+    if isinstance(module, nn.Linear):
+        return out[0].numel() * module.in_features
+    return 0
+
+
+def _describe(module: nn.Module) -> str:
+    keys = ("kernel_size", "stride", "padding", "dilation")
+    return ", ".join(f"{k} {getattr(module, k)}" for k in keys if hasattr(module, k))
+
+
+def summarize(model: nn.Module, input_shape: Shape) -> Summary:
+    """Run one zero sample through `model` (on its own device, eval mode) and tabulate its leaf layers."""
+    summary = Summary(tuple(input_shape))
+    pending: dict[str, Shape | None] = {}  # leaf name -> formula output shape
+    current = ["(model input)"]
+
+    def pre_hook(name: str, module: nn.Module, args: tuple) -> None:
+        current[0] = name
+        in_shape = tuple(args[0].shape[1:]) if args and isinstance(args[0], torch.Tensor) else ()
+        try:
+            expected = formula_shape(module, in_shape) if len(in_shape) == 3 else None
+        except CnnlabError as e:
+            size = "x".join(map(str, in_shape))
+            raise CnnlabError(
+                f"input {'x'.join(map(str, input_shape))} is too small for this model: the feature map shrinks "
+                f"to zero at layer {name!r} ({type(module).__name__}, {_describe(module)}) on its {size} input ({e})"
+            ) from None
+        pending[name] = expected
+
+    def post_hook(name: str, module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        expected = pending.pop(name)
+        out = out[0] if isinstance(out, (tuple, list)) else out  # e.g. MaxPool2d(return_indices=True)
+        real = tuple(out.shape[1:])
+        if expected is not None:
+            summary.checked += 1
+            if expected != real:
+                summary.mismatches.append(
+                    f"layer {name!r}: formula gives {list(expected)}, forward gave {list(real)}"
+                )
+        params = sum(p.numel() for p in module.parameters(recurse=False))
+        summary.layers.append(Layer(name, type(module).__name__, list(real), params, _macs(module, out)))
+        summary.activation_bytes += out.numel() // out.shape[0] * out.element_size()
+
+    leaves = [(n, m) for n, m in model.named_modules() if n and not any(m.children())]
+    handles = []
+    for name, module in leaves:
+        handles.append(module.register_forward_pre_hook(lambda m, a, n=name: pre_hook(n, m, a)))
+        handles.append(module.register_forward_hook(lambda m, a, o, n=name: post_hook(n, m, a, o)))
+    was_training = model.training
+    device = next(model.parameters(), torch.empty(0)).device
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=device))
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CnnlabError(
+            f"forward pass of a {'x'.join(map(str, input_shape))} input failed at layer {current[0]!r}: {first}"
+        ) from None
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+    ran = {layer.name for layer in summary.layers}
+    summary.params = sum(p.numel() for p in model.parameters())
+    summary.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    summary.params_not_run = sum(
+        p.numel() for n, m in leaves if n not in ran for p in m.parameters(recurse=False)
+    )
+    summary.macs = sum(layer.macs for layer in summary.layers)
+    return summary
+
+
+def check_input(model: nn.Module, input_shape: Shape) -> Summary:
+    """Raise CnnlabError naming the layer where `input_shape` (C, H, W) shrinks to zero; call before training.
+
+    Adaptive pools are checked against their configured size, so an ImageNet-form net that pools a 2x2 map
+    to 7x7 is not a false alarm. Returns the summary (with any formula mismatches) when the input fits."""
+    return summarize(model, input_shape)
+
+
+def build(
+    name: str, input_shape: Shape, classes: int = 10, width: float = 1.0, device: str = "cpu"
+) -> nn.Module:
+    """Build registry model `name` for `input_shape`; the form follows input_size = min(H, W)."""
+    c, h, w = input_shape
+    kwargs = dict(num_classes=classes, in_channels=c, input_size=min(h, w), width=width)
+    with torch.device(device):
+        try:
+            return get_model(name, **kwargs)
+        except CnnlabError as e:
+            if name not in list_models():
+                raise
+            # A model that sizes its FC layer from input_size (chapter-cnn) fails while being built: build it
+            # at its default size so the forward pass can name the layer where the map shrinks to zero.
+            try:
+                model = get_model(name, **{**kwargs, "input_size": 28})
+            except CnnlabError:
+                raise e from None
+            check_input(model, input_shape)
+            raise e from None
+
+
+# ---- cnnlab summary -------------------------------------------------------------------------------------
+
+
+def _add_common(parser: argparse.ArgumentParser, input_help: str) -> None:
+    parser.add_argument("--input", default=DEFAULT_INPUT, metavar="CxHxW", help=input_help)
+    parser.add_argument(
+        "--classes", type=int, default=10, help="number of classes (default 10; ImageNet 1000)"
+    )
+    parser.add_argument("--width", type=float, default=1.0, help="channel-width multiplier (default 1.0)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def add_summary_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="registry name, see `cnnlab models`")
+    _add_common(
+        parser, f"input shape, e.g. 3x224x224 (default {DEFAULT_INPUT}); > 64 px selects the ImageNet form"
+    )
+
+
+def _human_bytes(n: int) -> str:
+    units = ("B", "KiB", "MiB", "GiB")
+    i = min(len(units) - 1, int(math.log(max(n, 1), 1024)))
+    return f"{n / 1024**i:.2f} {units[i]}"
+
+
+def format_table(name: str, s: Summary) -> str:
+    rows = [
+        (f"{layer.name} ({layer.type})", " x ".join(map(str, layer.output_shape)), layer.params, layer.macs)
+        for layer in s.layers
+    ]
+    w0 = max([len("Layer (type)")] + [len(r[0]) for r in rows])
+    w1 = max([len("Output shape")] + [len(r[1]) for r in rows])
+    head = f"{'Layer (type)':<{w0}}  {'Output shape':<{w1}}  {'Params':>12}  {'MACs':>15}"
+    lines = [f"{name} on {'x'.join(map(str, s.input_shape))}", head, "-" * len(head)]
+    lines += [f"{a:<{w0}}  {b:<{w1}}  {p:>12,}  {m:>15,}" for a, b, p, m in rows]
+    lines += ["-" * len(head), f"Total params: {s.params:,}", f"Trainable params: {s.trainable:,}"]
+    if s.params_not_run:
+        lines.append(f"Params not run in eval (e.g. GoogLeNet aux heads): {s.params_not_run:,}")
+    lines.append(f"Multiply-adds (MACs, conv + linear, one sample): {s.macs:,}")
+    lines.append(f"Activation memory (leaf outputs, one sample): {_human_bytes(s.activation_bytes)}")
+    verdict = "all match" if not s.mismatches else f"{len(s.mismatches)} MISMATCH(ES)"
+    lines.append(
+        f"Formula floor((I-K+2P)/S)+1 vs forward pass: {s.checked} conv/pool layers checked, {verdict}"
+    )
+    return "\n".join(lines)
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    shape = parse_input(args.input)
+    model = build(args.model, shape, args.classes, args.width)
+    s = summarize(model, shape)
+    if args.json:
+        print(json.dumps({"model": args.model, "classes": args.classes, "width": args.width, **s.to_json()}))
+    else:
+        print(format_table(args.model, s))
+    for m in s.mismatches:  # the formula and PyTorch disagree: a bug in the model or in cnnlab.sizes
+        print(f"cnnlab: BUG: {m}", file=sys.stderr)
+    return 1 if s.mismatches else 0
+
+
+# ---- cnnlab models --------------------------------------------------------------------------------------
+
+
+def add_models_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_common(parser, f"input shape the counts are for (default {DEFAULT_INPUT})")
+
+
+def model_row(name: str, shape: Shape, classes: int, width: float) -> dict:
+    """{name, params, macs} of one registry model on the meta device, or {name, error} if the input does not fit."""
+    try:
+        s = summarize(build(name, shape, classes, width, device="meta"), shape)
+    except CnnlabError as e:
+        return {"name": name, "error": str(e)}
+    return {"name": name, "params": s.params, "macs": s.macs}
+
+
+def run_models(args: argparse.Namespace) -> int:
+    shape = parse_input(args.input)
+    rows = [model_row(name, shape, args.classes, args.width) for name in list_models()]
+    if args.json:
+        print(
+            json.dumps(
+                {"input_shape": list(shape), "classes": args.classes, "width": args.width, "models": rows}
+            )
+        )
+        return 0
+    w = max(len(r["name"]) for r in rows)
+    print(f"{'x'.join(map(str, shape))} input, {args.classes} classes, width {args.width}")
+    print(f"{'Model':<{w}}  {'Params':>13}  {'MACs':>16}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['name']:<{w}}  input too small: {r['error']}")
+        else:
+            print(f"{r['name']:<{w}}  {r['params']:>13,}  {r['macs']:>16,}")
+    return 0
