@@ -91,7 +91,7 @@ def test_corrupt_checkpoint(run, cli, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes((out / "last.safetensors").read_bytes()[:1000])
     proc = cli("eval", str(bad), check=False)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and str(bad) in proc.stderr
+    assert proc.returncode == 7 and "Traceback" not in proc.stderr and str(bad) in proc.stderr
 
 
 def test_checkpoint_dataset_mismatch(run, cli):
@@ -103,14 +103,14 @@ def test_checkpoint_dataset_mismatch(run, cli):
 def test_refuses_existing_out(run, cli):
     out, _, _ = run
     proc = cli("train", "--dataset", "mnist-sample", "--out", str(out), check=False)
-    assert proc.returncode == 2 and "already holds a run" in proc.stderr
+    assert proc.returncode == 6 and "already holds a run" in proc.stderr  # exit codes: docs/scale.md
 
 
 def test_unwritable_out(cli, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     proc = cli("train", "--dataset", "mnist-sample", "--out", str(blocker / "sub"), check=False)
-    assert proc.returncode == 2 and "not writable" in proc.stderr
+    assert proc.returncode == 4 and "not writable" in proc.stderr
 
 
 def test_partial_last_batch(cli, tmp_path):

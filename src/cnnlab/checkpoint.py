@@ -2,12 +2,16 @@
 
 `NAME.safetensors` is self-contained: its header metadata holds the same JSON as `NAME.json`, the
 human-readable copy. Every file is written to a temp file in the same folder, fsynced, then renamed,
-so an interrupted run never leaves a half-written checkpoint.
+so an interrupted run never leaves a half-written checkpoint. Anything that is not safetensors
+(the resume state `state.pt`, a user's `.pt`/`.pth`) is read with `torch.load(weights_only=True)` only:
+a pickle that names any callable outside torch's allow-list is refused before it can run.
 """
 
 import json
 import os
+import pickle
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -18,6 +22,16 @@ from safetensors.torch import load_file, save_file
 from cnnlab.errors import CnnlabError
 
 FORMAT = "cnnlab-checkpoint/1"
+
+# Exit codes of `cnnlab train` faults (2 = usage error, CnnlabError's default). Distinct so that a
+# scheduler or script can tell "fix the command" from "retry later" from "restore from backup".
+EXIT_DIVERGED = 3  # loss became NaN/inf
+EXIT_OUT_UNWRITABLE = 4  # --out cannot be created or written
+EXIT_OUT_FULL = 5  # --out has too little free space for the run's checkpoints
+EXIT_RUN_EXISTS = 6  # --out already holds a run (neither --resume nor --overwrite)
+EXIT_BAD_CHECKPOINT = 7  # truncated, corrupt or mismatched checkpoint / resume state
+EXIT_UNSAFE_CHECKPOINT = 8  # a pickle that would run code when loaded: refused
+PICKLE_SUFFIXES = (".pt", ".pth")
 
 
 def atomic_write(path: Path, write) -> None:
@@ -63,7 +77,7 @@ def save_checkpoint(stem: Path, model: nn.Module, meta: dict) -> Path:
 
 
 def resolve(path: str | Path) -> Path:
-    """A run folder -> its best (else last) checkpoint; a .json -> its .safetensors."""
+    """A run folder -> its best (else last) checkpoint; a .json -> its .safetensors; .pt/.pth as is."""
     p = Path(path)
     if p.is_dir():
         for name in ("best.safetensors", "last.safetensors"):
@@ -73,7 +87,7 @@ def resolve(path: str | Path) -> Path:
     if p.suffix == ".json":
         p = p.with_suffix(".safetensors")
     if not p.is_file():
-        raise CnnlabError(f"checkpoint {path} does not exist")
+        raise CnnlabError(f"checkpoint {path} does not exist")  # a wrong path: usage error (2)
     return p
 
 
@@ -84,38 +98,81 @@ def read_meta(path: Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
-        raise CnnlabError(f"{path}: not a readable safetensors checkpoint ({e})") from None
+        raise CnnlabError(
+            f"{path}: not a readable safetensors checkpoint, truncated or corrupt ({e})", EXIT_BAD_CHECKPOINT
+        ) from None
     if "cnnlab" not in header:
-        raise CnnlabError(f"{path}: safetensors file without cnnlab metadata (not a cnnlab checkpoint)")
+        raise CnnlabError(
+            f"{path}: safetensors file without cnnlab metadata (not a cnnlab checkpoint)", EXIT_BAD_CHECKPOINT
+        )
     return json.loads(header["cnnlab"])
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model named in the metadata and load its weights; (model in eval mode, meta)."""
+    """Rebuild the model named in the metadata and load its weights; (model in eval mode, meta).
+
+    A .pt/.pth file is accepted when it is a cnnlab resume state (`state.pt`: {"meta", "model"}),
+    read with weights_only=True like every pickle here."""
     from cnnlab.models import get_model
 
     p = resolve(path)
-    meta = read_meta(p)
+    if p.suffix in PICKLE_SUFFIXES:
+        state = load_state(p)
+        if not isinstance(state, dict) or not isinstance(state.get("meta"), dict) or "model" not in state:
+            raise CnnlabError(
+                f"{p}: not a cnnlab checkpoint (expected a dict with 'meta' and 'model', "
+                "as in a run's state.pt)",
+                EXIT_BAD_CHECKPOINT,
+            )
+        meta, weights = state["meta"], state["model"]
+    else:
+        meta = read_meta(p)
+        try:
+            weights = load_file(str(p), device=map_location)
+        except (SafetensorError, OSError) as e:
+            raise CnnlabError(f"{p}: corrupt or truncated checkpoint ({e})", EXIT_BAD_CHECKPOINT) from None
+    if "model" not in meta or "model_kwargs" not in meta:
+        raise CnnlabError(f"{p}: checkpoint metadata lacks the model name", EXIT_BAD_CHECKPOINT)
     model = get_model(meta["model"], **meta["model_kwargs"])
-    try:
-        state = load_file(str(p), device=map_location)
-    except (SafetensorError, OSError) as e:
-        raise CnnlabError(f"{p}: corrupt or truncated checkpoint ({e})") from None
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0:2]
-        raise CnnlabError(f"{p}: weights do not match model {meta['model']!r}: {' '.join(first)}") from None
+    load_weights(model, weights, f"{p}: weights do not match model {meta['model']!r}")
     return model.eval(), meta
 
 
-def load_state(path: Path) -> dict:
-    """Non-weight resume state (optimizer, RNG, ...), loaded with weights_only=True: no code runs."""
+def load_weights(model: nn.Module, state: dict, what: str) -> None:
+    """load_state_dict with PyTorch's long mismatch report cut to one line."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        first = " ".join(str(e).strip().splitlines()[0:2])
+        raise CnnlabError(f"{what}: {first}", EXIT_BAD_CHECKPOINT) from None
+
+
+def load_state(path: Path) -> dict:
+    """A pickle file (resume state, .pt) loaded with weights_only=True: tensors and plain Python
+    containers only, so no code runs; anything else is refused with exit code 8."""
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols; the error below says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CnnlabError(f"{path} does not exist") from None
-    except Exception as e:  # UnpicklingError for forbidden globals, RuntimeError/EOFError for truncation
-        raise CnnlabError(
-            f"{path}: refused or unreadable ({type(e).__name__}: {str(e).splitlines()[0]})"
-        ) from None
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" in str(e):
+            raise CnnlabError(
+                f"{path}: refused to load: {_unsafe_reason(str(e))}; it could run code when unpickled, "
+                "and cnnlab only loads tensors and plain data (torch.load weights_only=True)",
+                EXIT_UNSAFE_CHECKPOINT,
+            ) from None
+        raise CnnlabError(f"{path}: truncated or corrupt ({e})", EXIT_BAD_CHECKPOINT) from None
+    except Exception as e:  # RuntimeError/EOFError for truncation, zip errors for corruption
+        first = str(e).strip().split(". ")[0].splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CnnlabError(f"{path}: truncated or corrupt ({first})", EXIT_BAD_CHECKPOINT) from None
+
+
+def _unsafe_reason(message: str) -> str:
+    """The one informative line of torch's weights-only refusal (e.g. "unsupported GLOBAL posix.system")."""
+    for line in message.splitlines():
+        low = line.lower()
+        if "global" in low or "unsupported" in low:
+            return line.strip().rstrip(".")
+    return "objects outside torch's weights-only allow-list"

@@ -18,14 +18,24 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnlab.checkpoint import atomic_write_text, save_checkpoint, unwrap
+from cnnlab.augment import augment_batch, check_spec
+from cnnlab.budget import start_budget
+from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE, EXIT_RUN_EXISTS, atomic_write_text, save_checkpoint, unwrap
 from cnnlab.config import TrainConfig
 from cnnlab.data import Dataset, load_dataset, to_float
 from cnnlab.errors import CnnlabError
-from cnnlab.augment import augment_batch, check_spec
 from cnnlab.evaluate import evaluate
 from cnnlab.models import get_model
 from cnnlab.optim import build_optimizer, build_scheduler
+from cnnlab.resume import (
+    DIST_TIMEOUT,
+    Guard,
+    Progress,
+    Trainables,
+    check_free_space,
+    make_deterministic,
+    resume,
+)
 
 METRICS = [
     "epoch",
@@ -61,7 +71,7 @@ def init_distributed() -> Dist:
     if cuda:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=DIST_TIMEOUT)
     return Dist(dist.get_rank(), dist.get_world_size(), device)
 
 
@@ -115,10 +125,11 @@ def prepare_out(cfg: TrainConfig) -> Path:
     """Create --out, refusing to silently overwrite a previous run, and prove it is writable."""
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
-        raise CnnlabError(f"--out {out} exists and is not a folder")
+        raise CnnlabError(f"--out {out} exists and is not a folder", EXIT_OUT_UNWRITABLE)
     if out.is_dir() and any(out.iterdir()) and not (cfg.overwrite or cfg.resume):
         raise CnnlabError(
-            f"--out {out} already holds a run; use --resume to continue it or --overwrite to replace it"
+            f"--out {out} already holds a run; use --resume to continue it or --overwrite to replace it",
+            EXIT_RUN_EXISTS,
         )
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +137,7 @@ def prepare_out(cfg: TrainConfig) -> Path:
         probe.write_bytes(b"\0" * 4096)
         probe.unlink()
     except OSError as e:
-        raise CnnlabError(f"--out {out} is not writable: {e.strerror or e}") from None
+        raise CnnlabError(f"--out {out} is not writable: {e.strerror or e}", EXIT_OUT_UNWRITABLE) from None
     if cfg.overwrite and not cfg.resume:
         for name in (
             "metrics.csv",
@@ -173,15 +184,16 @@ class Logger:
         return tqdm(total=total, desc=desc, leave=False, file=self.stream, disable=not self.bar_ok)
 
 
-def train(cfg: TrainConfig, json_mode: bool = False) -> dict:
-    """Train per cfg; returns the summary that `cnnlab train --json` prints."""
+def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
+    """Train per cfg; returns the summary that `cnnlab train --json` prints (None on ranks > 0)."""
     dd = init_distributed()
     log = Logger(dd.main, json_mode)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    make_deterministic(cfg)
     torch.manual_seed(cfg.seed)
     validate_names(cfg)
-    check_spec(cfg.augment)
+    check_spec(cfg.augment, cfg.dataset)
     out = prepare_out(cfg) if dd.main else Path(cfg.out)
     data = load_dataset(cfg.dataset, cfg.data_dir, progress=log.bar_ok)
     train_x, train_y, val_x, val_y = split_validation(data, cfg.val_split, cfg.seed)
@@ -192,6 +204,8 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict:
         model = model.to(memory_format=torch.channels_last)
     meta = checkpoint_meta(cfg, model, data)
     if dd.world > 1:
+        if cfg.sync_bn and dd.device.type == "cpu":
+            raise CnnlabError("--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
         if cfg.sync_bn:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = nn.parallel.DistributedDataParallel(model)
@@ -202,73 +216,86 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict:
         else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
     )
     optimizer = build_optimizer(cfg, model)
-    scheduler = build_scheduler(cfg, optimizer, total_steps)
+    budget = start_budget(cfg, steps_per_epoch, total_steps, len(train_y), len(data.test_y))  # --time-budget
+    scheduler = build_scheduler(cfg, optimizer, total_steps, budget)
     ema = build_ema(cfg, model)
+    parts = Trainables(model, optimizer, scheduler, ema)
+    prog = resume(out, cfg, parts, dd, log) if cfg.resume else Progress()
     if dd.main:
+        check_free_space(out, cfg, model)
         atomic_write_text(out / "config.json", _json(cfg.to_dict()))
+        (out / "metrics.csv").unlink(missing_ok=True)  # rewritten from the resume state: no duplicate rows
+        for row in prog.history:
+            append_metrics(out / "metrics.csv", row)
         log(
             f"training {cfg.model} on {data.name}: {len(train_y)} train / {len(data.test_y)} test images, "
             f"{cfg.epochs} epochs, batch {cfg.batch_size}, {dd.world} process(es) on {dd.device}"
         )
 
     train_x, train_y = train_x.to(dd.device), train_y.to(dd.device)
-    best, step, history, t_start = -1.0, 0, [], time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        order = epoch_order(cfg.seed, epoch, len(train_y)).to(dd.device)
-        loss_sum, seen = torch.zeros((), device=dd.device), 0
-        bar = log.bar(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
-        for i in range(steps_per_epoch):
-            if cfg.max_steps and step >= cfg.max_steps:
+    best, step, history, t_start = prog.best, prog.step, prog.history, time.perf_counter()
+    with Guard(cfg, out, parts, meta, dd, prog.step) as guard:
+        for epoch in range(cfg.epochs + 1 if prog.finished else prog.epoch, cfg.epochs + 1):
+            first = prog.batch if epoch == prog.epoch else 0  # resuming mid-epoch
+            t0 = time.perf_counter() - (prog.seconds if first else 0.0)
+            loss_sum, seen = (prog.loss_sum, prog.seen) if first else (0.0, 0)
+            model.train()
+            order = epoch_order(cfg.seed, epoch, len(train_y)).to(dd.device)
+            bar = log.bar(steps_per_epoch - first, f"epoch {epoch}/{cfg.epochs}")
+            for i in range(first, steps_per_epoch):
+                if budget is not None:
+                    budget.update(step)  # --time-budget: re-plans cfg.max_steps, checked next
+                if cfg.max_steps and step >= cfg.max_steps:
+                    break
+                idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                mine = idx[dd.rank :: dd.world]  # this rank's share of the global batch
+                x = to_float(train_x[mine], data.mean, data.std)
+                if cfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                if cfg.augment != "none":
+                    x = augment_batch(x, cfg.augment, step_generator(cfg.seed, step, dd))
+                y = train_y[mine]
+                out_ = model(x)
+                # sum / global batch * world: DDP's gradient averaging then yields the global-batch mean
+                # (also for an uneven last batch: the shares' sums add up to the global sum)
+                loss = compute_loss(model, out_, y, cfg.label_smoothing, dd.world / len(idx))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                if ema is not None:
+                    ema.update_parameters(unwrap(model))
+                step += 1
+                seen += len(idx)
+                bar.update(1)
+                guard.record(loss.detach() * len(idx) / dd.world)  # this rank's summed loss
+                if guard.due(step, i == steps_per_epoch - 1 or step == cfg.max_steps):
+                    loss_sum += guard.poll(step, epoch)  # raises Stop on NaN/inf, on every rank
+                    at = Progress(epoch, i + 1, step, best, history, loss_sum, seen, time.perf_counter() - t0)
+                    guard.mid_epoch(at)  # checkpoint if due; raises Stop after a signal
+            bar.close()
+            seconds = time.perf_counter() - t0
+            row = {
+                "epoch": epoch,
+                "train_loss": loss_sum / max(seen, 1),
+                "images_per_second": seen / seconds,
+                "seconds": seconds,
+            }
+            if dd.main:
+                best = end_of_epoch(
+                    cfg, ema.module if ema else model, data, val_x, val_y, row, best, out, meta, log
+                )
+                history.append(row)
+            early = bool(cfg.patience and dd.main and stale_epochs(history) >= cfg.patience)
+            if early:
+                log(f"early stop: no validation improvement for {cfg.patience} epochs")
+            done = guard.agree(early) or epoch == cfg.epochs or bool(cfg.max_steps and step >= cfg.max_steps)
+            guard.save(Progress(epoch + 1, 0, step, best, history, finished=done), weights=False)
+            if done:
                 break
-            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            mine = idx[dd.rank :: dd.world]  # this rank's share of the global batch
-            x = to_float(train_x[mine], data.mean, data.std)
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if cfg.augment != "none":
-                x = augment_batch(x, cfg.augment, step_generator(cfg.seed, step, dd))
-            y = train_y[mine]
-            out_ = model(x)
-            # sum / global batch * world: DDP's gradient averaging then yields the global-batch mean
-            loss = compute_loss(model, out_, y, cfg.label_smoothing, dd.world / len(idx))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(unwrap(model))
-            step += 1
-            loss_sum += loss.detach() * len(idx) / dd.world
-            seen += len(idx)
-            bar.update(1)
-        bar.close()
-        if not math.isfinite(loss_sum.item()):
-            raise CnnlabError(
-                f"training diverged: loss is {loss_sum.item()} in epoch {epoch} (step {step}); lower --lr",
-                exit_code=3,
-            )
-        seconds = time.perf_counter() - t0
-        row = {
-            "epoch": epoch,
-            "train_loss": loss_sum.item() / max(seen, 1),
-            "images_per_second": seen / seconds,
-            "seconds": seconds,
-        }
-        if dd.main:
-            best = end_of_epoch(
-                cfg, ema.module if ema else model, data, val_x, val_y, row, best, out, meta, log
-            )
-            history.append(row)
-        if cfg.max_steps and step >= cfg.max_steps:
-            break
-        if cfg.patience and dd.main and stale_epochs(history) >= cfg.patience:
-            log(f"early stop: no validation improvement for {cfg.patience} epochs")
-            break
     if dd.world > 1:
         dist.barrier()
-    summary = summarize(cfg, data, history, time.perf_counter() - t_start, out)
+    summary = summarize(cfg, data, history, time.perf_counter() - t_start, out) if dd.main else None
     if dd.main:
         draw_curves(out, log)
     if dd.world > 1:

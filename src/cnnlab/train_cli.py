@@ -1,9 +1,12 @@
 """`cnnlab train`: flags map one-to-one onto TrainConfig fields (defaults = the chapter's experiment)."""
 
 import json
+import os
 from dataclasses import fields
+from pathlib import Path
 
 from cnnlab.config import TrainConfig
+from cnnlab.errors import CnnlabError
 
 _HELP = {
     "model": "model name (see `cnnlab models`)",
@@ -44,12 +47,19 @@ def add_arguments(p) -> None:
             kind = type(default) if default is not None else str
             p.add_argument(flag, type=kind, default=None, help=f"{help_} (default: {default})")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout; progress on stderr")
+    # a launcher option, not a TrainConfig field: the global batch, not the process count, defines the maths
+    p.add_argument(
+        "--nproc", type=int, default=1, help="processes on this machine: re-runs this command under torchrun"
+    )
 
 
 def config_from_args(args) -> TrainConfig:
-    """Defaults, then the named recipe (if any), then every flag the user actually gave."""
+    """Defaults, then the named recipe (if any), then every flag the user actually gave. With --resume
+    the base is the run's own config.json, so `--resume --out OUT` alone continues it unchanged."""
     values = TrainConfig().to_dict()
-    if getattr(args, "recipe", None):
+    if getattr(args, "resume", None):
+        values.update(saved_config(Path(args.out or values["out"])))
+    elif getattr(args, "recipe", None):
         from cnnlab.recipes import recipe_values
 
         values.update(recipe_values(args.recipe))
@@ -59,11 +69,38 @@ def config_from_args(args) -> TrainConfig:
     return TrainConfig.from_dict(values)
 
 
+def saved_config(out: Path) -> dict:
+    path = out / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise CnnlabError(f"{path}: unreadable ({e}); cannot resume this run") from None
+
+
 def run(args) -> int:
+    from cnnlab.resume import Stop
     from cnnlab.train import train
 
+    if args.nproc < 1:
+        raise CnnlabError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.nproc > 1:
+        from cnnlab.launch import launch
+
+        return launch(args)
     cfg = config_from_args(args)
-    summary = train(cfg, json_mode=args.json)
+    try:
+        summary = train(cfg, json_mode=args.json)
+    except Stop:
+        if int(os.environ.get("RANK", "0")) != 0:
+            return 0  # rank 0 reports the stop all ranks agreed on, and exits with its code
+        raise
+    except RuntimeError as e:  # e.g. adaptive pooling's backward on CUDA has no deterministic kernel
+        if "deterministic" not in str(e):
+            raise
+        first = str(e).strip().splitlines()[0]
+        raise CnnlabError(f"--deterministic is not possible here: {first}") from None
     if args.json and summary is not None:
         print(json.dumps(summary))
     elif summary is not None and summary.get("test_accuracy") is not None:

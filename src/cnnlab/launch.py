@@ -1,0 +1,56 @@
+"""`cnnlab train --nproc N`: the same command again under torchrun (single node, N processes).
+
+It runs torchrun's own entry point in this process, so the launcher can return the exit code of the
+first failed worker (130 after Ctrl-C, 3 after divergence, ...) instead of torchrun's generic 1 and
+traceback. Equivalent to:
+    python -m torch.distributed.run --standalone --nproc_per_node N -m cnnlab train <args minus --nproc>
+"""
+
+import os
+from dataclasses import fields
+
+from cnnlab.config import TrainConfig
+from cnnlab.errors import CnnlabError
+
+
+def train_argv(args) -> list[str]:
+    """The `cnnlab train` flags the user gave (None = not given), minus --nproc."""
+    argv: list[str] = []
+    for f in fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.name in ("aux", "channels_last"):  # the CLI offers only the negative flag
+            argv += [] if value else ["--no-" + f.name.replace("_", "-")]
+        elif isinstance(value, bool):
+            argv += [flag] if value else []
+        elif isinstance(value, (tuple, list)):
+            argv += [flag, *map(str, value)]
+        else:
+            argv += [flag, str(value)]
+    return argv + (["--json"] if args.json else [])
+
+
+def launch(args) -> int:
+    """Run N workers through torchrun's elastic agent; the first failure's exit code, else 0."""
+    if "WORLD_SIZE" in os.environ:
+        raise CnnlabError("--nproc starts torchrun itself; do not combine it with torchrun")
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    # torchrun would pin every worker to 1 thread (and print a banner saying so); share the cores instead
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
+    targs = parse_args(
+        ["--standalone", f"--nproc-per-node={args.nproc}", "-m", "cnnlab", "train", *train_argv(args)]
+    )
+    try:
+        run(targs)
+    except ChildFailedError as e:
+        _, failure = e.get_first_failure()
+        code = failure.exitcode
+        return code if code > 0 else 128 - code  # a negative code is the signal that killed the worker
+    except SignalException as e:  # torchrun forwarded it; the workers already saved and reported
+        return 128 + int(e.sigval)
+    return 0
