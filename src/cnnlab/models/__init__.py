@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from cnnlab.errors import CnnlabError
 
-_FAMILIES = ("chapter_cnn", "vgg", "googlenet", "resnet")
+_FAMILIES = ("chapter_cnn", "vgg", "googlenet", "resnet", "fastnet")
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 

@@ -1,0 +1,196 @@
+"""`cnnlab bench [MODEL...]`: training and inference throughput of registered models, timm-style.
+
+Modelled on timm's benchmark.py: synthetic input of the given shape, a few warm-up steps (oneDNN builds its
+kernels on the first calls), then the median of repeated timed steps. A training step is what
+`cnnlab train` does per batch (forward, cross-entropy, backward, fused Adam step, channels_last); inference
+is a forward pass under `torch.inference_mode()` in eval mode.
+
+Counts: params and MACs per image come from `cnnlab.summary` (Conv2d and Linear multiply-adds, forward).
+Achieved GFLOP/s uses PyTorch's own FlopCounterMode on one real step (forward + backward for training: the
+backward of a layer costs ~2x its forward, except the first layer's unneeded input gradient), divided by
+the median step time, and is set against the fp32 matrix-multiply roofline (`sgemm_peak`: one core's best
+torch.mm times the thread count) measured in the same run: the share of that roofline a model reaches.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnnlab.errors import CnnlabError
+
+DEFAULT_WIDTH = 0.25  # every registered model at a small width keeps the default run short
+DEFAULT_INPUT = "1x28x28"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="*", metavar="MODEL", help="registry names (default: every model)")
+    p.add_argument(
+        "--input", default=DEFAULT_INPUT, metavar="CxHxW", help=f"input shape (default {DEFAULT_INPUT})"
+    )
+    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    p.add_argument(
+        "--width", type=float, default=DEFAULT_WIDTH, help=f"width multiplier (default {DEFAULT_WIDTH})"
+    )
+    p.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps; the median is reported (default 5)")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: PyTorch's)")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="keep NCHW")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def sgemm_peak(threads: int | None = None, n: int = 2048, repeats: int = 5) -> float:
+    """This machine's fp32 roofline for `threads` cores, GFLOP/s: the best of `repeats` n x n torch.mm on
+    ONE thread, times `threads`. Measured per core because on a machine shared with other jobs a
+    multi-threaded multiply waits for whichever core is busy, which says more about the neighbours than
+    about the hardware; every core runs the same code, so the roofline is the per-core peak x cores."""
+    threads = threads or torch.get_num_threads()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        c = torch.empty(n, n)
+        torch.mm(a, b, out=c)
+        best = min(_time(lambda: torch.mm(a, b, out=c)) for _ in range(repeats))
+    finally:
+        torch.set_num_threads(before)
+    return threads * 2 * n**3 / best / 1e9
+
+
+def _time(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def median_time(fn, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    return statistics.median(_time(fn) for _ in range(max(repeats, 1)))
+
+
+def count_flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def _model_and_input(
+    name: str, shape: tuple[int, int, int], args
+) -> tuple[nn.Module, torch.Tensor, int, int]:
+    """(model, batch, params, forward MACs per image) for registry model `name`."""
+    from cnnlab.summary import build, summarize
+
+    model = build(name, shape, args.classes, args.width)
+    s = summarize(model, shape)
+    x = torch.randn(args.batch_size, *shape)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    return model, x, s.params, s.macs
+
+
+def bench_model(name: str, shape: tuple[int, int, int], args, peak: float) -> dict:
+    from cnnlab.train import compute_loss
+
+    model, x, params, macs = _model_and_input(name, shape, args)
+    y = torch.randint(0, args.classes, (len(x),))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(trainable, lr=1e-4, fused=True)
+
+    def train_step() -> None:
+        loss = compute_loss(model, model(x), y, 0.0, 1.0 / len(x))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    @torch.inference_mode()
+    def infer_step() -> None:
+        model(x)
+
+    model.train()
+    train_flops = count_flops(train_step)
+    train_t = median_time(train_step, args.warmup, args.repeats)
+    model.eval()
+    infer_flops = count_flops(infer_step)
+    infer_t = median_time(infer_step, args.warmup, args.repeats)
+    n = len(x)
+    return {
+        "model": name,
+        "params": params,
+        "macs": macs,
+        "train_images_per_second": n / train_t,
+        "train_step_ms": train_t * 1e3,
+        "train_gflops": train_flops / train_t / 1e9,
+        "train_peak_share": train_flops / train_t / 1e9 / peak,
+        "infer_images_per_second": n / infer_t,
+        "infer_step_ms": infer_t * 1e3,
+        "infer_gflops": infer_flops / infer_t / 1e9,
+        "infer_peak_share": infer_flops / infer_t / 1e9 / peak,
+    }
+
+
+def format_table(result: dict) -> str:
+    head = (
+        f"| model | params | MACs/img | train img/s | train step ms | train GFLOP/s | train % roofline "
+        f"| infer img/s | infer GFLOP/s | infer % roofline |\n|{'---|' * 10}"
+    )
+    rows = [head]
+    for r in result["models"]:
+        if "error" in r:
+            rows.append(f"| {r['model']} | {r['error']} |" + " |" * 8)
+            continue
+        rows.append(
+            f"| {r['model']} | {r['params']:,} | {r['macs']:,} | {r['train_images_per_second']:,.0f} "
+            f"| {r['train_step_ms']:.1f} | {r['train_gflops']:.1f} | {r['train_peak_share']:.0%} "
+            f"| {r['infer_images_per_second']:,.0f} | {r['infer_gflops']:.1f} | {r['infer_peak_share']:.0%} |"
+        )
+    return "\n".join(rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab.models import list_models
+    from cnnlab.summary import parse_input
+
+    shape = parse_input(args.input)
+    names = args.models or list_models()
+    unknown = [n for n in names if n not in list_models()]
+    if unknown:
+        raise CnnlabError(f"unknown model {unknown[0]!r}; choose from: {', '.join(list_models())}")
+    if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0:
+        raise CnnlabError("--batch-size and --repeats must be >= 1, --warmup >= 0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    peak = sgemm_peak()
+    rows = []
+    for name in names:
+        try:
+            rows.append(bench_model(name, shape, args, peak))
+        except CnnlabError as e:  # e.g. the input is too small for this model: report it, go on
+            rows.append({"model": name, "error": str(e)})
+        if not args.json:
+            print(f"  {name} done", file=sys.stderr, flush=True)
+    result = {
+        "input_shape": list(shape),
+        "batch_size": args.batch_size,
+        "width": args.width,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "sgemm_peak_gflops": peak,
+        "models": rows,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"input {'x'.join(map(str, shape))}, batch {args.batch_size}, width {args.width}, "
+            f"{result['threads']} threads, sgemm roofline {peak:.0f} GFLOP/s (best 1-thread torch.mm x threads)"
+        )
+        print(format_table(result))
+    return 0

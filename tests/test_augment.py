@@ -1,0 +1,117 @@
+"""Batched augmentation: specs, shapes, labels (order), seeding, and no flipping of digits."""
+
+import pytest
+import torch
+
+from cnnlab.augment import augment_batch, check_spec, parse_spec, random_erase, random_translate
+from cnnlab.errors import CnnlabError
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize(
+    "spec, want",
+    [
+        ("none", {}),
+        ("translate=2", {"translate": 2}),
+        ("crop=3", {"translate": 3}),
+        ("translate=2, erase=0.25", {"translate": 2, "erase": 0.25}),
+        ("flip", {"flip": 0.5}),
+        ("flip=1,translate=1", {"flip": 1.0, "translate": 1}),
+    ],
+)
+def test_parse_spec(spec, want):
+    assert parse_spec(spec) == want
+    check_spec(spec, "cifar10")
+
+
+@pytest.mark.parametrize(
+    "spec", ["rotate=10", "translate=1.5", "translate=-1", "erase=2", "erase=x", "flip,flip", ""]
+)
+def test_bad_specs_are_refused(spec):
+    if spec == "":  # empty means none
+        assert parse_spec(spec) == {}
+        return
+    with pytest.raises(CnnlabError, match="--augment"):
+        check_spec(spec)
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "mnist-sample", "kmnist"])
+def test_flip_refused_for_digits_and_characters(dataset):
+    with pytest.raises(CnnlabError, match="mirrored"):
+        check_spec("translate=2,flip", dataset)
+    check_spec("translate=2,erase=0.5", dataset)  # everything else is fine
+
+
+def test_flip_allowed_where_it_makes_sense():
+    check_spec("flip", "fashion-mnist")
+    check_spec("flip", "cifar10")
+
+
+@pytest.mark.parametrize("spec", ["translate=2", "flip", "erase=0.5", "translate=2,flip,erase=0.25"])
+def test_shape_dtype_and_sample_order_kept(spec):
+    # every image is a distinct constant: any augmentation that keeps image i at position i keeps it
+    # constant with its own value (reflect padding of a constant is that constant, erasing writes 0)
+    values = torch.arange(1, 33, dtype=torch.float32)
+    x = values.view(32, 1, 1, 1).expand(32, 3, 12, 12).contiguous()
+    out = augment_batch(x, spec, gen())
+    assert out.shape == x.shape and out.dtype == x.dtype
+    nonzero = out.masked_fill(out == 0, float("nan")).view(32, -1)
+    assert torch.equal(nonzero.nanmean(1), values)  # labels y[i] still describe out[i]
+
+
+def test_seeded_and_reproducible():
+    x = torch.randn(64, 1, 28, 28)
+    spec = "translate=2,erase=0.5"
+    a, b = augment_batch(x, spec, gen(1)), augment_batch(x, spec, gen(1))
+    c = augment_batch(x, spec, gen(2))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_none_is_identity():
+    x = torch.randn(4, 1, 8, 8)
+    assert augment_batch(x, "none", gen()) is x
+
+
+def test_translate_moves_a_pixel_at_most_r():
+    x = torch.zeros(200, 1, 15, 15)
+    x[:, :, 7, 7] = 1.0
+    out = random_translate(x, 2, gen())
+    pos = out.view(200, -1).argmax(1)
+    dy, dx = pos // 15 - 7, pos % 15 - 7
+    assert out.sum(dim=(1, 2, 3)).eq(1).all()  # the pixel moved, it was neither lost nor duplicated
+    assert dy.abs().max() == 2 and dx.abs().max() == 2
+    assert len(set(zip(dy.tolist(), dx.tolist()))) == 25  # every shift in [-2, 2]^2 occurs
+
+
+def test_flip_one_mirrors_every_image():
+    x = torch.randn(5, 3, 6, 6)
+    assert torch.equal(augment_batch(x, "flip=1", gen()), x.flip(3))
+    assert torch.equal(augment_batch(x, "flip=0", gen()), x)
+
+
+def test_erase_area_and_probability():
+    x = torch.ones(400, 1, 28, 28)
+    out = random_erase(x, 1.0, gen())
+    erased = (out == 0).float().mean(dim=(1, 2, 3))
+    assert erased.min() > 0 and erased.max() <= 0.5  # one rectangle of ~2%-33% of the image in every one
+    assert torch.equal(random_erase(x, 0.0, gen()), x)
+    some = (random_erase(x, 0.25, gen()) == 0).flatten(1).any(1).float().mean()
+    assert 0.15 < some < 0.35
+
+
+def test_channels_last_kept():
+    x = torch.randn(8, 3, 10, 10).contiguous(memory_format=torch.channels_last)
+    out = augment_batch(x, "translate=1,flip", gen())
+    assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_cli_refuses_flip_for_mnist(cli, tmp_path):
+    proc = cli(
+        "train", "--dataset", "mnist-sample", "--augment", "flip", "--out", str(tmp_path / "r"), check=False
+    )
+    assert proc.returncode == 2
+    assert "mirrored" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
