@@ -14,18 +14,44 @@ def run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("run") / "r"
     proc = run_cli(
-        "train", "--dataset", "mnist-sample", "--limit-train", "3000", "--epochs", "3", "--lr", "2e-3",
-        "--batch-size", "128", "--out", str(out), "--json",
+        "train",
+        "--dataset",
+        "mnist-sample",
+        "--limit-train",
+        "3000",
+        "--epochs",
+        "3",
+        "--lr",
+        "2e-3",
+        "--batch-size",
+        "128",
+        "--out",
+        str(out),
+        "--json",
     )
     return out, json.loads(proc.stdout), proc
 
 
 def test_train_json_and_files(run):
     out, summary, proc = run
-    assert set(summary) >= {"test_accuracy", "test_images", "epochs", "train_seconds", "images_per_second", "checkpoint"}
+    assert set(summary) >= {
+        "test_accuracy",
+        "test_images",
+        "epochs",
+        "train_seconds",
+        "images_per_second",
+        "checkpoint",
+    }
     assert summary["test_images"] == 2000 and summary["epochs"] == 3
     assert summary["test_accuracy"] > 0.85  # chance is 0.10
-    for name in ("config.json", "metrics.csv", "last.safetensors", "last.json", "best.safetensors", "best.json"):
+    for name in (
+        "config.json",
+        "metrics.csv",
+        "last.safetensors",
+        "last.json",
+        "best.safetensors",
+        "best.json",
+    ):
         assert (out / name).is_file(), name
     meta = json.loads((out / "best.json").read_text())
     assert meta["model"] == "chapter-cnn" and meta["classes"][3] == "3" and meta["mean"] == [0.1307]
@@ -115,10 +141,43 @@ def test_unwritable_out(cli, tmp_path):
 
 def test_partial_last_batch(cli, tmp_path):
     """1000 images in batches of 256: the last batch has 232; the chapter's view(256, -1) broke here."""
-    proc = cli("train", "--dataset", "mnist-sample", "--limit-train", "1000", "--epochs", "1",
-               "--out", str(tmp_path / "p"), "--json")
+    proc = cli(
+        "train",
+        "--dataset",
+        "mnist-sample",
+        "--limit-train",
+        "1000",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "p"),
+        "--json",
+    )
     assert json.loads(proc.stdout)["test_images"] == 2000
 
 
 def test_models_lists_registry(cli):
     assert "chapter-cnn" in cli("models").stdout
+
+
+def test_tensorboard_scalars(cli, tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard not installed (it is in the dev extra)")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "tb"
+    cli(
+        "train",
+        "--dataset",
+        "mnist-sample",
+        "--limit-train",
+        "512",
+        "--epochs",
+        "2",
+        "--tensorboard",
+        "--out",
+        str(out),
+    )
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    points = acc.Scalars("test_accuracy")
+    assert [p.step for p in points] == [1, 2] and all(0 <= p.value <= 1 for p in points)

@@ -8,7 +8,6 @@ index slice, split across ranks, converted to float in one fused op, optionally 
 import csv
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from cnnlab.config import TrainConfig
 from cnnlab.data import Dataset, load_dataset, to_float
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluate import evaluate
+from cnnlab.logger import Logger
 from cnnlab.models import get_model
 from cnnlab.optim import build_optimizer, build_scheduler
 from cnnlab.resume import (
@@ -166,24 +166,6 @@ def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
     return model
 
 
-class Logger:
-    """Human text: a tqdm bar on a terminal, one line per epoch otherwise; stderr under --json."""
-
-    def __init__(self, enabled: bool, json_mode: bool):
-        self.enabled = enabled
-        self.stream = sys.stderr if json_mode else sys.stdout
-        self.bar_ok = enabled and self.stream.isatty()
-
-    def __call__(self, msg: str) -> None:
-        if self.enabled:
-            print(msg, file=self.stream, flush=True)
-
-    def bar(self, total: int, desc: str):
-        from tqdm import tqdm
-
-        return tqdm(total=total, desc=desc, leave=False, file=self.stream, disable=not self.bar_ok)
-
-
 def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
     """Train per cfg; returns the summary that `cnnlab train --json` prints (None on ranks > 0)."""
     dd = init_distributed()
@@ -195,6 +177,8 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
     validate_names(cfg)
     check_spec(cfg.augment, cfg.dataset)
     out = prepare_out(cfg) if dd.main else Path(cfg.out)
+    if cfg.tensorboard:
+        log.open_tensorboard(out / "tensorboard")
     data = load_dataset(cfg.dataset, cfg.data_dir, progress=log.bar_ok)
     train_x, train_y, val_x, val_y = split_validation(data, cfg.val_split, cfg.seed)
     if cfg.limit_train:
@@ -329,6 +313,7 @@ def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log) -> f
             net, val_x, val_y, data.mean, data.std, cfg.eval_batch_size
         )
     append_metrics(out / "metrics.csv", row)
+    log.scalars(row)
     # model selection uses validation, never the test set; without a val split "best" is the last epoch
     score = row["val_accuracy"] if val_x is not None else row["epoch"]
     meta = {**meta, "epoch": row["epoch"], "metrics": row}

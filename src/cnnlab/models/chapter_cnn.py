@@ -11,14 +11,16 @@ class ChapterCNN(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, width: float = 1.0):
         super().__init__()
         c1, c2, c3, hidden = (max(1, round(c * width)) for c in (16, 32, 64, 100))
+        # inplace ReLU: identical values and gradients, one activation buffer fewer per layer;
+        # measured 10-15% faster per training step on CPU (BENCHMARKS.md, "Speed").
         self.layer = nn.Sequential(
             nn.Conv2d(in_channels, c1, 5),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(c1, c2, 5),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d(2, 2),
             nn.Conv2d(c2, c3, 5),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d(2, 2),
         )
         # 28 -> 24 -> 20 -> 10 -> 6 -> 3, by floor((I - K + 2P)/S) + 1: the chapter's 64*3*3.
@@ -27,7 +29,7 @@ class ChapterCNN(nn.Module):
             s = output_size(s, k, st)
         self.fc_layer = nn.Sequential(
             nn.Linear(c3 * s * s, hidden),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Linear(hidden, num_classes),
         )
 
