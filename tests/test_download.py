@@ -39,7 +39,9 @@ def dead_url() -> str:
 
 def test_good_file(server, tmp_path):
     base, md5 = server
-    out = sources.download_file(sources.FileSpec("f.gz", md5), (f"{base}/good/",), tmp_path / "d", progress=False)
+    out = sources.download_file(
+        sources.FileSpec("f.gz", md5), (f"{base}/good/",), tmp_path / "d", progress=False
+    )
     assert hashlib.md5(out.read_bytes()).hexdigest() == md5
     assert not list((tmp_path / "d").glob("*.part"))
 
@@ -47,7 +49,9 @@ def test_good_file(server, tmp_path):
 def test_checksum_mismatch_is_an_error_and_leaves_nothing(server, tmp_path):
     base, md5 = server
     with pytest.raises(CnnlabError, match="checksum mismatch"):
-        sources.download_file(sources.FileSpec("f.gz", md5), (f"{base}/bad/",), tmp_path / "d", progress=False)
+        sources.download_file(
+            sources.FileSpec("f.gz", md5), (f"{base}/bad/",), tmp_path / "d", progress=False
+        )
     assert list((tmp_path / "d").iterdir()) == []
 
 
@@ -70,7 +74,9 @@ def test_all_mirrors_dead_lists_options(tmp_path, monkeypatch):
     monkeypatch.delenv("CNNLAB_DATA", raising=False)
     spec = sources.SOURCES["kmnist"].files[0]
     with pytest.raises(CnnlabError) as e:
-        sources.download_file(spec, (dead_url(),), tmp_path / "cache" / "kmnist", progress=False, dataset="kmnist")
+        sources.download_file(
+            spec, (dead_url(),), tmp_path / "cache" / "kmnist", progress=False, dataset="kmnist"
+        )
     msg = str(e.value)
     assert "--data-dir" in msg and "CNNLAB_DATA" in msg and "mnist-sample" in msg
 
