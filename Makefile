@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(VENV)/bin/cnnlab train --dataset mnist-sample --epochs 6 --lr 1e-3 --out runs/demo --overwrite
+	$(VENV)/bin/cnnlab train --dataset mnist-sample --epochs 10 --lr 3e-3 --schedule onecycle --out runs/demo --overwrite
 
 test: setup
 	$(PY) -m pytest -q
