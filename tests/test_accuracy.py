@@ -1,0 +1,31 @@
+"""Long accuracy runs on real MNIST (`make test-all` or `pytest -m slow`); not in the default suite."""
+
+import json
+
+import pytest
+
+
+@pytest.mark.slow
+def test_chapter_defaults_reach_chapter_accuracy(cli, shared_data, tmp_path):
+    """The chapter's experiment with its own settings: ≥ 98.6% on all 10,000 test images (~2 min)."""
+    proc = cli("train", "--data-dir", str(shared_data / "mnist"), "--out", str(tmp_path / "c"), "--json")
+    summary = json.loads(proc.stdout)
+    assert summary["test_images"] == 10000 and summary["epochs"] == 10
+    assert summary["test_accuracy"] >= 0.986
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe, target", [("fast", 0.990), ("best", 0.995)])
+def test_recipes_reach_their_targets(cli, shared_data, tmp_path, recipe, target):
+    """One seed each (BENCHMARKS.md has the 3-seed means); a little slack below the mean target."""
+    proc = cli(
+        "train",
+        "--recipe",
+        recipe,
+        "--data-dir",
+        str(shared_data / "mnist"),
+        "--out",
+        str(tmp_path / recipe),
+        "--json",
+    )
+    assert json.loads(proc.stdout)["test_accuracy"] >= target - 0.001
