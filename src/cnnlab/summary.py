@@ -129,7 +129,7 @@ def summarize(model: nn.Module, input_shape: Shape) -> Summary:
         except CnnlabError as e:
             size = "x".join(map(str, in_shape))
             raise CnnlabError(
-                f"input {'x'.join(map(str, input_shape))} is too small for this model: the feature map shrinks "
+                f"input {'x'.join(map(str, input_shape))} is too small for {type(model).__name__}: the feature map shrinks "
                 f"to zero at layer {name!r} ({type(module).__name__}, {_describe(module)}) on its {size} input ({e})"
             ) from None
         pending[name] = expected

@@ -116,7 +116,9 @@ def _find(folder: Path, stem: str) -> Path:
 
 def to_float(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """uint8 N x C x H x W -> normalised float32 in one fused pass per batch: (x/255 - mean)/std."""
-    c = x.shape[1]
-    scale = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=torch.float32).view(1, c, 1, 1)
-    shift = torch.tensor([-m / s for m, s in zip(mean, std)], dtype=torch.float32).view(1, c, 1, 1)
+    c, dev = x.shape[1], x.device  # constants on x's device: a GPU batch must not meet CPU tensors
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=torch.float32, device=dev).view(1, c, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(mean, std)], dtype=torch.float32, device=dev).view(
+        1, c, 1, 1
+    )
     return torch.addcmul(shift, x.float(), scale)
