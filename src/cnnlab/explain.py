@@ -20,6 +20,7 @@ from cnnlab import concepts as C
 from cnnlab.activations import POOLS_AND_CONVS, size_formula, traced_layers
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model
+from cnnlab.summary import parse_input
 
 # The chapter's 3x3 example: a diagonal +-1 filter against a patch that differs in one cell (top left).
 CHAPTER_FILTER = "1,-1,-1; -1,1,-1; -1,-1,1"
@@ -91,15 +92,6 @@ def parse_matrix(text: str) -> np.ndarray:
                 f"matrix {text!r} is ragged: row 1 has {len(rows[0])} values, row {i} has {len(row)}"
             )
     return np.stack(rows)
-
-
-def parse_shape(text: str) -> tuple[int, int, int]:
-    """An input shape such as "1x28x28" as (C, H, W)."""
-    parts = text.lower().split("x")
-    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise CnnlabError(f"input shape {text!r} must be CxHxW with positive integers, e.g. 1x28x28")
-    c, h, w = (int(p) for p in parts)
-    return c, h, w
 
 
 def fmt(x: float) -> str:
@@ -197,7 +189,7 @@ def explain_pool(args: argparse.Namespace, ex: Explanation) -> None:
 
 def traced_model(name: str, shape_text: str, kinds: tuple) -> tuple[nn.Module, list]:
     """Build registered model `name` for input CxHxW and trace the `kinds` layers on a random input."""
-    c, h, w = parse_shape(shape_text)
+    c, h, w = parse_input(shape_text)
     model = get_model(name, in_channels=c, input_size=h)  # an unknown name raises a CnnlabError
     try:
         return model, traced_layers(model, torch.randn(1, c, h, w), kinds)

@@ -36,6 +36,7 @@ from cnnlab.resume import (
     make_deterministic,
     resume,
 )
+from cnnlab.summary import check_input
 
 METRICS = [
     "epoch",
@@ -157,12 +158,7 @@ def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
     kwargs = dict(num_classes=len(data.classes), in_channels=c, input_size=h, width=cfg.width, **extra)
     model = get_model(cfg.model, **kwargs)
     model.cnnlab_kwargs = kwargs  # saved in checkpoints so `load_checkpoint` can rebuild it
-    try:
-        from cnnlab.summary import check_input
-    except ImportError:
-        check_input = None
-    if check_input is not None:
-        check_input(model, (c, h, h))
+    check_input(model, (c, h, h))  # names the layer where a too-small input would shrink to zero
     return model
 
 
@@ -374,10 +370,8 @@ def summarize(cfg, data, history, seconds, out) -> dict:
 
 
 def draw_curves(out: Path, log) -> None:
-    try:
-        from cnnlab.plots import plot_curves
-    except ImportError:
-        return
+    from cnnlab.plots import plot_curves  # lazy: matplotlib only when a run ends
+
     plot_curves(out / "metrics.csv", out / "curves.png")
     log(f"curves: {out / 'curves.png'}")
 
