@@ -45,3 +45,25 @@ def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: fl
 @pytest.fixture
 def cli():
     return run_cli
+
+
+MNIST_META = {
+    "dataset": "mnist-sample",
+    "classes": [str(i) for i in range(10)],
+    "mean": [0.1307],
+    "std": [0.3081],
+    "input_shape": [1, 28, 28],
+}
+
+
+def untrained_checkpoint(stem: Path, name: str = "chapter-cnn", width: float = 1.0) -> Path:
+    """An untrained 1x28x28 checkpoint saved as `cnnlab train` does; tests of plumbing need no training."""
+    import torch
+
+    from cnnlab.checkpoint import save_checkpoint
+    from cnnlab.models import get_model
+
+    torch.manual_seed(0)
+    kwargs = {"num_classes": 10, "in_channels": 1, "input_size": 28, "width": width}
+    model = get_model(name, **kwargs).eval()
+    return save_checkpoint(stem, model, {"model": name, "model_kwargs": kwargs, **MNIST_META})

@@ -8,29 +8,19 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import MNIST_META, untrained_checkpoint
 
 import cnnlab.export as export
-from cnnlab.checkpoint import save_checkpoint
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, list_models
 
 # one small member per family: the families share their code, so one each covers the exporter's cases
 # (plain convs, BatchNorm + residual adds, Inception concatenations, adaptive pooling)
 FAMILIES = {"chapter-cnn": 0.25, "vgg11_bn": 0.125, "resnet18": 0.125, "googlenet": 0.125, "fastnet-bn": 0.25}
-META = {
-    "dataset": "mnist-sample",
-    "classes": [str(i) for i in range(10)],
-    "mean": [0.1307],
-    "std": [0.3081],
-    "input_shape": [1, 28, 28],
-}
 
 
 def make_checkpoint(folder, name: str, width: float):
-    torch.manual_seed(0)
-    kwargs = {"num_classes": 10, "in_channels": 1, "input_size": 28, "width": width}
-    model = get_model(name, **kwargs).eval()
-    return save_checkpoint(folder / name, model, {"model": name, "model_kwargs": kwargs, **META})
+    return untrained_checkpoint(folder / name, name, width)
 
 
 def test_every_registered_model_belongs_to_a_tested_family():
@@ -57,7 +47,7 @@ def test_onnx_round_trip(cli, tmp_path, name):
     batch = model.graph.input[0].type.tensor_type.shape.dim[0]
     assert batch.dim_param and not batch.dim_value  # symbolic: any batch size
     meta = json.loads({p.key: p.value for p in model.metadata_props}["cnnlab"])
-    assert meta["classes"] == META["classes"] and meta["mean"] == META["mean"]
+    assert meta["classes"] == MNIST_META["classes"] and meta["mean"] == MNIST_META["mean"]
 
     # a batch size the export never saw, against the PyTorch model
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])

@@ -5,11 +5,11 @@ import csv
 import pytest
 import torch
 import torch.nn as nn
+from conftest import untrained_checkpoint
 from PIL import Image
 
 from cnnlab import plots
 from cnnlab.activations import conv_feature_maps
-from cnnlab.checkpoint import save_checkpoint
 from cnnlab.data import load_dataset, to_float
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model
@@ -30,21 +30,10 @@ def sample():
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, sample):
+def checkpoint(tmp_path_factory):
     """An untrained chapter-cnn saved like `cnnlab train` does: enough to draw every picture."""
-    torch.manual_seed(0)
-    model = get_model("chapter-cnn")
-    meta = {
-        "model": "chapter-cnn",
-        "model_kwargs": {"num_classes": 10, "in_channels": 1, "input_size": 28, "width": 1.0},
-        "dataset": "mnist-sample",
-        "classes": sample.classes,
-        "mean": list(sample.mean),
-        "std": list(sample.std),
-        "input_shape": [1, 28, 28],
-    }
     folder = tmp_path_factory.mktemp("run")
-    save_checkpoint(folder / "best", model, meta)
+    untrained_checkpoint(folder / "best")
     return folder
 
 

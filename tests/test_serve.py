@@ -9,29 +9,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
+from conftest import MNIST_META, untrained_checkpoint
 from PIL import Image, ImageDraw
 
-from cnnlab.checkpoint import load_checkpoint, save_checkpoint
-from cnnlab.models import get_model
+from cnnlab.checkpoint import load_checkpoint
 from cnnlab.preprocess import open_image, predict, prepare
 from cnnlab.serve.launch import running_server
-
-MNIST_META = {
-    "dataset": "mnist-sample",
-    "classes": [str(i) for i in range(10)],
-    "mean": [0.1307],
-    "std": [0.3081],
-    "input_shape": [1, 28, 28],
-}
 
 
 def make_checkpoint(folder: Path, name: str = "chapter-cnn", width: float = 1.0) -> Path:
     """An untrained checkpoint: the API's plumbing does not depend on what the weights learned."""
-    torch.manual_seed(0)
-    kwargs = {"num_classes": 10, "in_channels": 1, "input_size": 28, "width": width}
-    model = get_model(name, **kwargs).eval()
-    return save_checkpoint(folder / "model", model, {"model": name, "model_kwargs": kwargs, **MNIST_META})
+    return untrained_checkpoint(folder / "model", name, width)
 
 
 def png_bytes(img: Image.Image) -> bytes:
