@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cnnlab.augment import augment_batch, check_spec, parse_spec, random_erase, random_translate
+from cnnlab.data.augment import augment_batch, check_spec, parse_spec, random_erase, random_translate
 from cnnlab.errors import CnnlabError
 
 

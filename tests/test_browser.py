@@ -17,8 +17,8 @@ from PIL import Image
 from test_serve import digit, make_checkpoint
 
 from cnnlab.errors import CnnlabError
+from cnnlab.inside.sizes import output_size
 from cnnlab.serve.launch import running_server
-from cnnlab.sizes import output_size
 
 CHROMIUM = Path(os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]

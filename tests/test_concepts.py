@@ -1,4 +1,4 @@
-"""cnnlab.concepts against PyTorch in float64, over random shapes, strides and paddings (hypothesis)."""
+"""cnnlab.inside.concepts against PyTorch in float64, over random shapes, strides and paddings (hypothesis)."""
 
 import numpy as np
 import pytest
@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnlab import concepts as C
 from cnnlab.errors import CnnlabError
+from cnnlab.inside import concepts as C
 from cnnlab.models import get_model
 
 FEW = settings(max_examples=50, deadline=None)

@@ -11,8 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnlab.errors import CnnlabError
+from cnnlab.inside.summary import check_input, summarize
 from cnnlab.models import get_model, list_models
-from cnnlab.summary import check_input, summarize
 
 MODELS = list_models()
 SMALL_SHAPES = [(1, 28, 28), (3, 32, 32)]

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from cnnlab.budget import TimeBudget
-from cnnlab.config import TrainConfig
 from cnnlab.errors import CnnlabError
-from cnnlab.optim import OPTIMIZERS, build_optimizer, build_scheduler, lr_factor
+from cnnlab.training.budget import TimeBudget
+from cnnlab.training.config import TrainConfig
+from cnnlab.training.optim import OPTIMIZERS, build_optimizer, build_scheduler, lr_factor
 
 
 def curve(total: int = 100, **kw) -> list[float]:

@@ -8,10 +8,10 @@ import torch.nn as nn
 from conftest import untrained_checkpoint
 from PIL import Image
 
-from cnnlab import plots
-from cnnlab.activations import conv_feature_maps
 from cnnlab.data import load_dataset, to_float
 from cnnlab.errors import CnnlabError
+from cnnlab.inside import plots
+from cnnlab.inside.activations import conv_feature_maps
 from cnnlab.models import get_model
 
 HEADER = "epoch,train_loss,test_loss,test_accuracy,val_loss,val_accuracy,images_per_second,seconds"

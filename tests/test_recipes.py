@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.augment import check_spec
-from cnnlab.config import TrainConfig
+from cnnlab.data.augment import check_spec
 from cnnlab.errors import CnnlabError
 from cnnlab.models import list_models
-from cnnlab.optim import OPTIMIZERS, SCHEDULES
-from cnnlab.recipes import RECIPES, recipe_values
+from cnnlab.training.config import TrainConfig
+from cnnlab.training.optim import OPTIMIZERS, SCHEDULES
+from cnnlab.training.recipes import RECIPES, recipe_values
 
 FIELDS = {f.name for f in fields(TrainConfig)}
 

@@ -1,7 +1,7 @@
 """Exact resume after SIGINT/SIGTERM, safe loading, and each training fault's message and exit code.
 
 Runs are tiny (256 bundled MNIST images, a half-width chapter CNN) so the whole file takes about a
-minute on two cores. CNNLAB_TEST_STEP_DELAY (test-only, see cnnlab.resume) slows each step so that
+minute on two cores. CNNLAB_TEST_STEP_DELAY (test-only, see cnnlab.training.resume) slows each step so that
 a signal sent after epoch 1 lands at a random step of epoch 2.
 """
 
@@ -21,8 +21,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cnnlab.checkpoint import EXIT_OUT_FULL
-from cnnlab.config import TrainConfig
 from cnnlab.errors import CnnlabError
+from cnnlab.training.config import TrainConfig
 
 ARGS = [
     "--dataset", "mnist-sample", "--limit-train", "256", "--batch-size", "32", "--width", "0.5",
@@ -143,7 +143,7 @@ def test_unwritable_out_fails_before_training(cli, tmp_path, where):
 
 
 def test_full_disk_fails_before_training(tmp_path, monkeypatch):
-    from cnnlab import resume
+    from cnnlab.training import resume
 
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(resume.shutil, "disk_usage", lambda p: usage._replace(free=4096))
@@ -158,7 +158,7 @@ def test_full_disk_fails_before_training(tmp_path, monkeypatch):
 def test_full_disk_cli(tmp_path):
     """The real CLI with disk_usage faked to report 4 KiB free."""
     code = (
-        "import shutil, sys; from cnnlab import cli, resume; u = shutil.disk_usage('.');"
+        "import shutil, sys; from cnnlab import cli; from cnnlab.training import resume; u = shutil.disk_usage('.');"
         "resume.shutil.disk_usage = lambda p: u._replace(free=4096); cli.main(sys.argv[1:])"
     )
     args = ["train", *ARGS, "--out", str(tmp_path / "run")]
@@ -262,7 +262,7 @@ def test_deterministic_runs_are_bit_identical(cli, tmp_path):
 def test_rng_states_round_trip_through_weights_only_file(tmp_path):
     import numpy as np
 
-    from cnnlab.resume import rng_state, set_rng_state
+    from cnnlab.training.resume import rng_state, set_rng_state
 
     state = rng_state(torch.device("cpu"))
     torch.save({"rng": [state]}, tmp_path / "s.pt")

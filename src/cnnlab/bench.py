@@ -5,7 +5,7 @@ kernels on the first calls), then the median of repeated timed steps. A training
 `cnnlab train` does per batch (forward, cross-entropy, backward, fused Adam step, channels_last); inference
 is a forward pass under `torch.inference_mode()` in eval mode.
 
-Counts: params and MACs per image come from `cnnlab.summary` (Conv2d and Linear multiply-adds, forward).
+Counts: params and MACs per image come from `cnnlab.inside.summary` (Conv2d and Linear multiply-adds, forward).
 Achieved GFLOP/s uses PyTorch's own FlopCounterMode on one real step (forward + backward for training: the
 backward of a layer costs ~2x its forward, except the first layer's unneeded input gradient), divided by
 the median step time, and is set against the fp32 matrix-multiply roofline (`sgemm_peak`: one core's best
@@ -85,7 +85,7 @@ def _model_and_input(
     name: str, shape: tuple[int, int, int], args
 ) -> tuple[nn.Module, torch.Tensor, int, int]:
     """(model, batch, params, forward MACs per image) for registry model `name`."""
-    from cnnlab.summary import build, summarize
+    from cnnlab.inside.summary import build, summarize
 
     model = build(name, shape, args.classes, args.width)
     s = summarize(model, shape)
@@ -97,7 +97,7 @@ def _model_and_input(
 
 
 def bench_model(name: str, shape: tuple[int, int, int], args, peak: float) -> dict:
-    from cnnlab.train import compute_loss
+    from cnnlab.training.loop import compute_loss
 
     model, x, params, macs = _model_and_input(name, shape, args)
     y = torch.randint(0, args.classes, (len(x),))
@@ -155,8 +155,8 @@ def format_table(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnlab.inside.summary import parse_input
     from cnnlab.models import list_models
-    from cnnlab.summary import parse_input
 
     shape = parse_input(args.input)
     names = args.models or list_models()

@@ -13,13 +13,16 @@ from cnnlab.errors import CnnlabError
 
 # subcommand -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS = {
-    "train": ("cnnlab.train_cli", "train a model (the chapter's experiment by default)"),
+    "train": ("cnnlab.training.cli", "train a model (the chapter's experiment by default)"),
     "eval": ("cnnlab.evaluate", "accuracy, per-class accuracy and confusion matrix of a checkpoint"),
-    "predict": ("cnnlab.preprocess", "top-3 classes for image files, MNIST-style preprocessing"),
-    "models": ("cnnlab.summary", "list registered models with params and MACs"),
-    "summary": ("cnnlab.summary", "layer table: output shapes, params, multiply-adds"),
-    "explain": ("cnnlab.explain", "the chapter's computations, step by step"),
-    "plot": ("cnnlab.plots", "pictures: curves, confusion, top losses, samples, filters, feature maps"),
+    "predict": ("cnnlab.predict", "top-3 classes for image files, MNIST-style preprocessing"),
+    "models": ("cnnlab.inside.summary", "list registered models with params and MACs"),
+    "summary": ("cnnlab.inside.summary", "layer table: output shapes, params, multiply-adds"),
+    "explain": ("cnnlab.inside.explain", "the chapter's computations, step by step"),
+    "plot": (
+        "cnnlab.inside.plot_cli",
+        "pictures: curves, confusion, top losses, samples, filters, feature maps",
+    ),
     "bench": ("cnnlab.bench", "train/inference throughput of registered models"),
     "serve": ("cnnlab.serve.app", "web page + prediction API for a checkpoint"),
     "export": ("cnnlab.export", "export a checkpoint to ONNX and check it with onnxruntime"),

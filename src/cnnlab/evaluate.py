@@ -100,7 +100,7 @@ def run(args) -> int:
         "confusion": conf.tolist(),
     }
     if args.plot is not None:
-        from cnnlab.plots import plot_confusion
+        from cnnlab.inside.plots import plot_confusion
 
         png = Path(args.plot or Path(result["checkpoint"]).with_name("confusion.png"))
         plot_confusion(conf.tolist(), data.classes, png)

@@ -3,8 +3,8 @@
 import torch
 import torch.nn as nn
 
+from cnnlab.inside.sizes import output_size
 from cnnlab.models import register_model
-from cnnlab.sizes import output_size
 
 
 class ChapterCNN(nn.Module):

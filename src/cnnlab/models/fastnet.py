@@ -1,4 +1,4 @@
-"""Small nets for the speed recipes (`--recipe fast`, `--recipe best`, see cnnlab.recipes).
+"""Small nets for the speed recipes (`--recipe fast`, `--recipe best`, see cnnlab.training.recipes).
 
 - ``fastnet``: tuomaso/train_mnist_fast's final net ("99% on MNIST in 0.76 s"): conv5x5(24) -> pool -> ReLU
   -> conv3x3(32) -> pool -> ReLU -> FC 256 -> FC classes; ~1.2 M multiply-adds per 28x28 image, a sixth
@@ -14,8 +14,8 @@ Both take the registry's kwargs: num_classes, in_channels, input_size (H = W) an
 import torch
 import torch.nn as nn
 
+from cnnlab.inside.sizes import output_size
 from cnnlab.models import register_model
-from cnnlab.sizes import output_size
 
 
 def _ch(c: int, width: float) -> int:

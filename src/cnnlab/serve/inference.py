@@ -17,11 +17,11 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from cnnlab.activations import conv_feature_maps
 from cnnlab.checkpoint import load_checkpoint
 from cnnlab.data import to_float
 from cnnlab.errors import CnnlabError
-from cnnlab.preprocess import open_image, predict, prepare
+from cnnlab.inside.activations import conv_feature_maps
+from cnnlab.predict import open_image, predict, prepare
 
 # A phone photo is ~12 MP; anything bigger is refused *before* decoding, so a few concurrent uploads
 # cannot pin gigabytes (preprocess.MAX_PIXELS, 40 MP, is the CLI's looser limit).
@@ -30,7 +30,7 @@ MAX_CHANNELS = 64  # feature maps shown per layer (the chapter's widest layer ha
 MAX_SPRITE_PIXELS = 500_000  # per response: deep models (GoogLeNet: 57 convs) would send megabytes
 
 # Feature-map colours: 0 is near-black, positive responses glow orange, negative ones blue. Maps are taken
-# before the ReLU (see cnnlab.activations), so the sign says whether the filter matched or anti-matched.
+# before the ReLU (see cnnlab.inside.activations), so the sign says whether the filter matched or anti-matched.
 _ZERO = np.array([24, 26, 33], dtype=np.float32)
 _POS = np.array([255, 176, 40], dtype=np.float32)
 _NEG = np.array([70, 150, 255], dtype=np.float32)
@@ -104,7 +104,7 @@ def encode_layers(maps: list[tuple[str, torch.Tensor]], budget: int = MAX_SPRITE
 
 def model_info(model: nn.Module, meta: dict) -> dict:
     """What GET /api/model answers: computed once, before serving (it runs a hooked forward pass)."""
-    from cnnlab.summary import summarize
+    from cnnlab.inside.summary import summarize
 
     s = summarize(model, tuple(meta["input_shape"]))
     return {

@@ -39,8 +39,8 @@ from cnnlab.checkpoint import (
     save_checkpoint,
     unwrap,
 )
-from cnnlab.config import TrainConfig
 from cnnlab.errors import CnnlabError
+from cnnlab.training.config import TrainConfig
 
 STATE = "state.pt"
 STATE_FORMAT = "cnnlab-state/1"

@@ -5,8 +5,8 @@ import os
 from dataclasses import fields
 from pathlib import Path
 
-from cnnlab.config import TrainConfig
 from cnnlab.errors import CnnlabError
+from cnnlab.training.config import TrainConfig
 
 _HELP = {
     "model": "model name (see `cnnlab models`)",
@@ -60,7 +60,7 @@ def config_from_args(args) -> TrainConfig:
     if getattr(args, "resume", None):
         values.update(saved_config(Path(args.out or values["out"])))
     elif getattr(args, "recipe", None):
-        from cnnlab.recipes import recipe_values
+        from cnnlab.training.recipes import recipe_values
 
         values.update(recipe_values(args.recipe))
     values.update(
@@ -80,13 +80,13 @@ def saved_config(out: Path) -> dict:
 
 
 def run(args) -> int:
-    from cnnlab.resume import Stop
-    from cnnlab.train import train
+    from cnnlab.training.loop import train
+    from cnnlab.training.resume import Stop
 
     if args.nproc < 1:
         raise CnnlabError(f"--nproc must be at least 1, got {args.nproc}")
     if args.nproc > 1:
-        from cnnlab.launch import launch
+        from cnnlab.training.launch import launch
 
         return launch(args)
     cfg = config_from_args(args)

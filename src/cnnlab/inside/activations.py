@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from cnnlab.sizes import output_size
+from cnnlab.inside.sizes import output_size
 
 Hook = Callable[[str, nn.Module, tuple, torch.Tensor], None]
 

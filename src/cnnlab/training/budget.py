@@ -5,7 +5,7 @@ How: the first few steps are timed (after a short warm-up, since oneDNN builds i
 calls); the planner then picks the largest step count T whose predicted time fits, counting one evaluation
 per epoch end it crosses plus the final one. It re-plans at every 10% of T with the real elapsed time, so
 a machine that slows down (other jobs) shortens the run instead of overrunning it. The LR scheduler reads
-`total` live (see `cnnlab.optim.build_scheduler`), and the plan is written into `cfg.max_steps`, which the
+`total` live (see `cnnlab.training.optim.build_scheduler`), and the plan is written into `cfg.max_steps`, which the
 training loop already obeys. The time between the last step of an epoch and the first of the next
 (evaluation + checkpoint) is measured as it happens and used from then on.
 
@@ -20,7 +20,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from cnnlab.config import TrainConfig
+from cnnlab.training.config import TrainConfig
 
 PROBE_STEPS = 4  # steps timed before the first plan (the first 2 are warm-up and not used)
 SAFETY = 0.03  # keep 3% of the budget spare for the summary, plots and timing noise

@@ -9,7 +9,7 @@ as in the chapter's numbers (-ln 0.9 = 0.1054).
 import numpy as np
 
 from cnnlab.errors import CnnlabError
-from cnnlab.sizes import output_size
+from cnnlab.inside.sizes import output_size
 
 __all__ = [
     "output_size",

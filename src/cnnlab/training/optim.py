@@ -1,7 +1,7 @@
 """Optimisers and learning-rate schedules built from a TrainConfig (all PyTorch's own classes).
 
 The schedule is one pure function, `lr_factor`, wrapped in PyTorch's LambdaLR: easy to test, and its
-`total` can be re-planned mid-run by `cnnlab.budget.TimeBudget` (PyTorch's OneCycleLR fixes its length
+`total` can be re-planned mid-run by `cnnlab.training.budget.TimeBudget` (PyTorch's OneCycleLR fixes its length
 at construction and raises past it).
 """
 
@@ -10,8 +10,8 @@ import math
 import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
-from cnnlab.config import TrainConfig
 from cnnlab.errors import CnnlabError
+from cnnlab.training.config import TrainConfig
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine", "step")
@@ -80,7 +80,7 @@ def lr_factor(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int | No
 def build_scheduler(
     cfg: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int, budget=None
 ) -> LRScheduler:
-    """LambdaLR over `lr_factor`; with a `cnnlab.budget.TimeBudget` the total is read from its live plan."""
+    """LambdaLR over `lr_factor`; with a `cnnlab.training.budget.TimeBudget` the total is read from its live plan."""
     lr_factor(cfg, 0, total_steps)  # validate the name now, not mid-run
     if budget is None:
         return LambdaLR(optimizer, lambda step: lr_factor(cfg, step, total_steps))

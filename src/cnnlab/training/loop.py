@@ -17,17 +17,18 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnlab.augment import augment_batch, check_spec
-from cnnlab.budget import start_budget
 from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE, EXIT_RUN_EXISTS, atomic_write_text, save_checkpoint, unwrap
-from cnnlab.config import TrainConfig
 from cnnlab.data import Dataset, load_dataset, to_float
+from cnnlab.data.augment import augment_batch, check_spec
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluate import evaluate
-from cnnlab.logger import Logger
+from cnnlab.inside.summary import check_input
 from cnnlab.models import get_model
-from cnnlab.optim import build_optimizer, build_scheduler
-from cnnlab.resume import (
+from cnnlab.training.budget import start_budget
+from cnnlab.training.config import TrainConfig
+from cnnlab.training.logger import Logger
+from cnnlab.training.optim import build_optimizer, build_scheduler
+from cnnlab.training.resume import (
     DIST_TIMEOUT,
     Guard,
     Progress,
@@ -36,7 +37,6 @@ from cnnlab.resume import (
     make_deterministic,
     resume,
 )
-from cnnlab.summary import check_input
 
 METRICS = [
     "epoch",
@@ -110,7 +110,7 @@ def validate_names(cfg: TrainConfig) -> None:
     """Fail on a misspelt name before touching the disk or reading data."""
     from cnnlab.data import list_datasets
     from cnnlab.models import list_models
-    from cnnlab.optim import OPTIMIZERS, SCHEDULES
+    from cnnlab.training.optim import OPTIMIZERS, SCHEDULES
 
     for what, value, names in (
         ("model", cfg.model, list_models()),
@@ -370,7 +370,7 @@ def summarize(cfg, data, history, seconds, out) -> dict:
 
 
 def draw_curves(out: Path, log) -> None:
-    from cnnlab.plots import plot_curves  # lazy: matplotlib only when a run ends
+    from cnnlab.inside.plots import plot_curves  # lazy: matplotlib only when a run ends
 
     plot_curves(out / "metrics.csv", out / "curves.png")
     log(f"curves: {out / 'curves.png'}")

@@ -9,8 +9,8 @@ traceback. Equivalent to:
 import os
 from dataclasses import fields
 
-from cnnlab.config import TrainConfig
 from cnnlab.errors import CnnlabError
+from cnnlab.training.config import TrainConfig
 
 
 def train_argv(args) -> list[str]:

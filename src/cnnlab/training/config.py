@@ -23,10 +23,12 @@ class TrainConfig:
     warmup_epochs: float = 0.0  # linear warm-up length (cosine/step/constant)
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     ema: float = 0.0  # EMA decay of weights per step (0 = off); evaluation uses the EMA weights
-    augment: str = "none"  # batched augmentation spec, see cnnlab.augment (e.g. "translate=2,erase=0.25")
+    augment: str = (
+        "none"  # batched augmentation spec, see cnnlab.data.augment (e.g. "translate=2,erase=0.25")
+    )
     tta: bool = False  # test-time augmentation at evaluation
     time_budget: float = 0.0  # seconds: plan the schedule to end within this wall time (0 = off)
-    recipe: str | None = None  # named recipe whose values were applied (see cnnlab.recipes)
+    recipe: str | None = None  # named recipe whose values were applied (see cnnlab.training.recipes)
     # data split and stopping
     val_split: float = 0.0  # fraction of the training set held out (seeded) for model selection
     patience: int = 0  # early stopping after this many epochs without val improvement (0 = off)

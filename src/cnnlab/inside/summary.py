@@ -3,7 +3,7 @@
 One real forward pass of a zero tensor (batch 1, eval mode, no grad) with a pre- and a post-hook on every
 leaf module records each layer's input and output shape. For every Conv2d and Max/AvgPool2d the output size
 is also computed from the layer's hyper-parameters with the chapter's formula floor((I - K + 2P)/S) + 1
-(`cnnlab.sizes.output_size`, dilation and ceil_mode included; adaptive pools give their configured
+(`cnnlab.inside.sizes.output_size`, dilation and ceil_mode included; adaptive pools give their configured
 size) and compared with the real shape: a difference is reported as a bug. When the formula says a map
 shrinks below 1 pixel, the pre-hook stops the pass with a CnnlabError naming that layer, before PyTorch
 fails somewhere less helpful; `check_input` runs exactly this for training code.
@@ -30,8 +30,8 @@ import torch
 import torch.nn as nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.inside.sizes import output_size
 from cnnlab.models import get_model, list_models
-from cnnlab.sizes import output_size
 
 Shape = tuple[int, ...]
 DEFAULT_INPUT = "1x28x28"
@@ -264,7 +264,7 @@ def run_summary(args: argparse.Namespace) -> int:
         print(json.dumps({"model": args.model, "classes": args.classes, "width": args.width, **s.to_json()}))
     else:
         print(format_table(args.model, s))
-    for m in s.mismatches:  # the formula and PyTorch disagree: a bug in the model or in cnnlab.sizes
+    for m in s.mismatches:  # the formula and PyTorch disagree: a bug in the model or in cnnlab.inside.sizes
         print(f"cnnlab: BUG: {m}", file=sys.stderr)
     return 1 if s.mismatches else 0
 
