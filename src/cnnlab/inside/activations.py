@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from cnnlab.inside.sizes import output_size
+from cnnlab.inside.sizes import layer_geometry
 
 Hook = Callable[[str, nn.Module, tuple, torch.Tensor], None]
 
@@ -79,22 +79,27 @@ def traced_layers(
     return seen
 
 
-POOLS_AND_CONVS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+POOLS_AND_CONVS = (
+    nn.Conv2d,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.LPPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+)
 
 
 def size_formula(module: nn.Module, size: int, axis: int = 0) -> tuple[str, int | None]:
     """The chapter's floor((I - K + 2P)/S) + 1 for one axis (0 = height, 1 = width) of a Conv/Pool layer,
     written out with this layer's numbers, and its value; (explanation, None) where it does not apply."""
-    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+    geometry = layer_geometry(module)
+    if geometry is None:
+        return f"{type(module).__name__}: not a conv/pool layer", None
+    if geometry.adaptive is not None:
         return "adaptive: the output size is fixed, whatever the input", None
-
-    def pick(v):  # PyTorch stores sizes as an int or an (h, w) pair
-        return v[axis] if isinstance(v, tuple) else v
-
-    k, s, p = pick(module.kernel_size), pick(module.stride), pick(module.padding)
-    d, ceil = pick(getattr(module, "dilation", 1)), getattr(module, "ceil_mode", False)
-    if isinstance(p, str):  # Conv2d(padding="same"/"valid") sizes itself
+    k, s, p, d = geometry.axis(axis)
+    if isinstance(p, str):  # Conv2d(padding="same") sizes itself
         return f"padding={p!r}", None
     span = f"{d}*({k}-1)+1" if d != 1 else f"{k}"  # a dilated kernel covers d*(K-1)+1 pixels
-    value = output_size(size, k, s, p, d, ceil)  # ceil_mode: PyTorch rounds up instead of down
-    return f"{'ceil' if ceil else 'floor'}(({size} - {span} + 2*{p})/{s}) + 1 = {value}", value
+    value = geometry.size(axis, size)  # ceil_mode: PyTorch rounds up instead of down
+    return f"{'ceil' if geometry.ceil_mode else 'floor'}(({size} - {span} + 2*{p})/{s}) + 1 = {value}", value

@@ -30,13 +30,11 @@ import torch
 import torch.nn as nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.inside.sizes import output_size
+from cnnlab.inside.sizes import layer_geometry
 from cnnlab.models import get_model, list_models
 
 Shape = tuple[int, ...]
 DEFAULT_INPUT = "1x28x28"
-POOLS = (nn.MaxPool2d, nn.AvgPool2d)
-ADAPTIVE = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
 @dataclass
@@ -76,29 +74,12 @@ def parse_input(text: str) -> Shape:
     return c, h, w
 
 
-def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
 def formula_shape(module: nn.Module, in_shape: Shape) -> Shape | None:
     """Output C x H x W of a conv/pool layer from its hyper-parameters; None for other layers.
 
     Raises CnnlabError (from `output_size`) when the map would shrink below 1 pixel."""
-    c, *hw = in_shape
-    if isinstance(module, ADAPTIVE):
-        return (c, *(i if o is None else o for i, o in zip(hw, _pair(module.output_size))))
-    if isinstance(module, nn.Conv2d):
-        if module.padding == "same":
-            return (module.out_channels, *hw)
-        padding = (0, 0) if module.padding == "valid" else module.padding
-        c, dilation, ceil_mode = module.out_channels, module.dilation, False
-    elif isinstance(module, POOLS):
-        padding, ceil_mode = module.padding, module.ceil_mode
-        dilation = module.dilation if isinstance(module, nn.MaxPool2d) else 1
-    else:
-        return None
-    dims = zip(hw, _pair(module.kernel_size), _pair(module.stride), _pair(padding), _pair(dilation))
-    return (c, *(output_size(i, k, s, p, d, ceil_mode) for i, k, s, p, d in dims))
+    geometry = layer_geometry(module)
+    return None if geometry is None else geometry.shape(in_shape)
 
 
 def _macs(module: nn.Module, out: torch.Tensor) -> int:
