@@ -76,26 +76,26 @@ def test_curves(tmp_path, with_val):
     metrics = tmp_path / "metrics.csv"
     with open(metrics, "w", newline="") as f:
         csv.writer(f).writerows([HEADER.split(","), *rows])
-    picture = plots.plot_curves(metrics, tmp_path / "curves.png")
+    picture = plots.save(plots.curves_figure(metrics), tmp_path / "curves.png")
     assert picture.panels == 2 and png_size(picture.path) == (1000, 400)
-    assert plots.plot_curves(tmp_path, tmp_path / "from-dir.png").panels == 2  # a run folder works too
+    assert plots.curves_figure(tmp_path).panels == 2  # a run folder works too
 
 
 def test_curves_bad_input(tmp_path):
     with pytest.raises(CnnlabError, match="does not exist"):
-        plots.plot_curves(tmp_path / "nope.csv", tmp_path / "x.png")
+        plots.curves_figure(tmp_path / "nope.csv")
     (tmp_path / "metrics.csv").write_text(HEADER + "\n")
     with pytest.raises(CnnlabError, match="no epochs"):
-        plots.plot_curves(tmp_path, tmp_path / "x.png")
+        plots.curves_figure(tmp_path)
 
 
 def test_confusion(tmp_path):
     conf = (torch.eye(10, dtype=torch.long) * 90 + torch.randint(0, 5, (10, 10))).tolist()
-    picture = plots.plot_confusion(conf, [str(i) for i in range(10)], tmp_path / "c.png")
+    picture = plots.save(plots.confusion_figure(conf, [str(i) for i in range(10)]), tmp_path / "c.png")
     width, height = png_size(picture.path)
     assert picture.panels == 2 and (width, height) == (1050, 600)
     with pytest.raises(CnnlabError, match="expected 3x3"):
-        plots.plot_confusion(conf, ["a", "b", "c"], tmp_path / "bad.png")
+        plots.confusion_figure(conf, ["a", "b", "c"])
 
 
 def test_top_losses_picks_the_most_confident_mistakes(tmp_path, sample):
@@ -104,27 +104,31 @@ def test_top_losses_picks_the_most_confident_mistakes(tmp_path, sample):
     assert plots.top_losses(probs, labels, 5).tolist() == [3, 2]
     x, y = sample.test_x[:200], sample.test_y[:200]
     probs = torch.softmax(torch.randn(200, 10), 1)
-    picture = plots.plot_top_losses(x, y, probs, sample.classes, tmp_path / "t.png", count=12)
+    picture = plots.save(plots.top_losses_figure(x, y, probs, sample.classes, count=12), tmp_path / "t.png")
     assert picture.panels == 12 and png_size(picture.path)[0] == 8 * 145
 
 
 def test_samples_and_filters(tmp_path, sample):
-    picture = plots.plot_samples(sample.train_x, sample.train_y, sample.classes, tmp_path / "s.png", count=20)
+    picture = plots.save(
+        plots.samples_figure(sample.train_x, sample.train_y, sample.classes, count=20), tmp_path / "s.png"
+    )
     assert picture.panels == 20 and png_size(picture.path) == (880, 415)
-    filters = plots.plot_filters(get_model("chapter-cnn").layer[0].weight, tmp_path / "f.png")
+    filters = plots.save(plots.filters_figure(get_model("chapter-cnn").layer[0].weight), tmp_path / "f.png")
     assert filters.panels == 16 and png_size(filters.path) == (920, 290)
-    rgb = plots.plot_filters(torch.randn(8, 3, 3, 3), tmp_path / "rgb.png")  # colour filters, e.g. CIFAR-10
+    rgb = plots.save(
+        plots.filters_figure(torch.randn(8, 3, 3, 3)), tmp_path / "rgb.png"
+    )  # colour filters, e.g. CIFAR-10
     assert rgb.panels == 8 and png_size(rgb.path)[0] == 920
 
 
 def test_feature_maps_of_chapter_cnn_have_16_32_64_panels(tmp_path, sample):
     image = sample.test_x[0]
     maps = conv_feature_maps(get_model("chapter-cnn"), to_float(image[None], sample.mean, sample.std)[0])
-    picture = plots.plot_feature_maps(maps, tmp_path / "fm.png", image)
+    picture = plots.save(plots.feature_maps_figure(maps, image), tmp_path / "fm.png")
     assert picture.panels == 16 + 32 + 64
     width, height = png_size(picture.path)
     assert (width, height) == (16 * 70, (2 + 1 + 2 + 4) * 70 + 3 * 60)  # input, then rows of 16 maps
-    assert plots.plot_feature_maps(maps, tmp_path / "few.png", max_channels=8).panels == 3 * 8
+    assert plots.feature_maps_figure(maps, max_channels=8).panels == 3 * 8
 
 
 # ---------------------------------------------------------------- the `cnnlab plot` command

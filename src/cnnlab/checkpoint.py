@@ -176,3 +176,11 @@ def _unsafe_reason(message: str) -> str:
         if "global" in low or "unsupported" in low:
             return line.strip().rstrip(".")
     return "objects outside torch's weights-only allow-list"
+
+
+def as_loaded(checkpoint: "str | Path | tuple[nn.Module, dict]") -> tuple[nn.Module, dict]:
+    """(model, meta) of a run folder or checkpoint file; a `load_checkpoint` pair is passed through,
+    so Python callers can load once and evaluate, predict or plot many times."""
+    if isinstance(checkpoint, tuple):
+        return checkpoint
+    return load_checkpoint(checkpoint)

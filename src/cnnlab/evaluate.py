@@ -69,29 +69,41 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
-def run(args) -> int:
+def evaluate_checkpoint(
+    checkpoint,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    batch_size: int = 1024,
+    tta: bool = False,
+    plot: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """What `cnnlab eval --json` prints, for a run folder, checkpoint file or (model, meta) pair: accuracy,
+    per-class accuracy and confusion matrix on every test image. `plot` = None: no picture; "": the
+    confusion matrix as confusion.png next to the checkpoint; a path: there."""
     import time
     from pathlib import Path
 
-    from cnnlab.checkpoint import load_checkpoint, resolve
+    from cnnlab.checkpoint import as_loaded, resolve
     from cnnlab.data import load_dataset
     from cnnlab.errors import CnnlabError
 
-    model, meta = load_checkpoint(args.checkpoint)
-    data = load_dataset(args.dataset or meta["dataset"], args.data_dir, progress=not args.json)
+    model, meta = as_loaded(checkpoint)
+    data = load_dataset(dataset or meta["dataset"], data_dir, progress=progress)
     if tuple(data.shape) != tuple(meta["input_shape"]) or len(data.classes) != len(meta["classes"]):
         raise CnnlabError(
             f"checkpoint expects {meta['input_shape']} images with {len(meta['classes'])} classes; "
             f"{data.name} has {list(data.shape)} with {len(data.classes)}"
         )
     t0 = time.perf_counter()
-    logits = predict_logits(model, data.test_x, meta["mean"], meta["std"], args.batch_size, args.tta)
+    logits = predict_logits(model, data.test_x, meta["mean"], meta["std"], batch_size, tta)
     seconds = time.perf_counter() - t0
     pred = logits.argmax(1)
     conf = confusion_matrix(pred, data.test_y, len(data.classes))
     per_class = (conf.diag().float() / conf.sum(1).clamp(min=1)).tolist()
+    path = None if isinstance(checkpoint, tuple) else resolve(checkpoint)
     result = {
-        "checkpoint": str(resolve(args.checkpoint)),
+        "checkpoint": None if path is None else str(path),
         "dataset": data.name,
         "accuracy": (pred == data.test_y).float().mean().item(),
         "test_images": len(data.test_y),
@@ -99,24 +111,31 @@ def run(args) -> int:
         "per_class": dict(zip(data.classes, per_class)),
         "confusion": conf.tolist(),
     }
-    if args.plot is not None:
-        from cnnlab.inside.plots import plot_confusion
+    if plot is not None:
+        from cnnlab.inside.plots import confusion_figure, save
 
-        png = Path(args.plot or Path(result["checkpoint"]).with_name("confusion.png"))
-        plot_confusion(conf.tolist(), data.classes, png)
+        png = Path(plot or (path.with_name("confusion.png") if path else "confusion.png"))
+        save(confusion_figure(conf.tolist(), data.classes), png)
         result["plot"] = str(png)
+    return result
+
+
+def run(args) -> int:
+    result = evaluate_checkpoint(
+        args.checkpoint, args.dataset, args.data_dir, args.batch_size, args.tta, args.plot, not args.json
+    )
     if args.json:
         print(json.dumps(result))
         return 0
     out = sys.stdout
     print(
-        f"{data.name} test: accuracy {result['accuracy']:.4%} on {result['test_images']} images "
+        f"{result['dataset']} test: accuracy {result['accuracy']:.4%} on {result['test_images']} images "
         f"({result['images_per_second']:.0f} images/s)",
         file=out,
     )
     for name, acc in result["per_class"].items():
         print(f"  {name:>12}: {acc:.4%}", file=out)
-    print(format_confusion(conf, data.classes), file=out)
+    print(format_confusion(torch.tensor(result["confusion"]), list(result["per_class"])), file=out)
     if "plot" in result:
         print(f"confusion matrix picture: {result['plot']}", file=out)
     return 0

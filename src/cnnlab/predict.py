@@ -125,32 +125,41 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="a JSON list on stdout")
 
 
-def run(args) -> int:
-    from cnnlab.checkpoint import load_checkpoint
+def predict_records(checkpoint, images, top: int = 3, save_input: str | Path | None = None) -> list[dict]:
+    """What `cnnlab predict --json` prints: one record per image (a file path or a PIL image) for a run
+    folder, checkpoint file or (model, meta) pair. `save_input`: also write each model input as PNG there."""
+    from cnnlab.checkpoint import as_loaded
 
-    model, meta = load_checkpoint(args.checkpoint)
-    inputs = torch.stack([load_image(f, meta) for f in args.images])
+    model, meta = as_loaded(checkpoint)
+    names = [None if isinstance(i, Image.Image) else str(i) for i in images]
+    inputs = torch.stack(
+        [prepare(i, meta) if isinstance(i, Image.Image) else load_image(i, meta) for i in images]
+    )
     probs = predict(model, meta, inputs)
     results = []
-    for f, x, p in zip(args.images, inputs, probs):
-        top = p.topk(min(args.top, len(p)))
+    for n, (name, x, p) in enumerate(zip(names, inputs, probs)):
+        best = p.topk(min(top, len(p)))
         results.append(
             {
-                "file": f,
-                "prediction": int(top.indices[0]),
-                "label": meta["classes"][int(top.indices[0])],
+                "file": name,
+                "prediction": int(best.indices[0]),
+                "label": meta["classes"][int(best.indices[0])],
                 "probabilities": [round(v, 6) for v in p.tolist()],
                 "top": [
                     {"label": meta["classes"][int(i)], "probability": float(v)}
-                    for v, i in zip(top.values, top.indices)
+                    for v, i in zip(best.values, best.indices)
                 ],
             }
         )
-        if args.save_input:
-            Path(args.save_input).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(x.permute(1, 2, 0).squeeze(-1).numpy()).save(
-                Path(args.save_input) / (Path(f).stem + ".png")
-            )
+        if save_input:
+            Path(save_input).mkdir(parents=True, exist_ok=True)
+            stem = Path(name).stem if name else f"image-{n}"
+            Image.fromarray(x.permute(1, 2, 0).squeeze(-1).numpy()).save(Path(save_input) / (stem + ".png"))
+    return results
+
+
+def run(args) -> int:
+    results = predict_records(args.checkpoint, args.images, args.top, args.save_input)
     if args.json:
         print(json.dumps(results))
         return 0

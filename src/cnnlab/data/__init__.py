@@ -71,6 +71,7 @@ SAMPLE_TRAIN = 8000
 
 
 def list_datasets() -> list[str]:
+    """Names `load_dataset` accepts, sorted (e.g. "mnist", "mnist-sample", "cifar10")."""
     return sorted(DATASETS)
 
 

@@ -1,114 +1,49 @@
-"""`cnnlab plot KIND`: computes what a picture needs (predictions, confusion, feature maps) and hands it
-to the drawing functions of `cnnlab.inside.plots`, which take results and never compute them."""
+"""`cnnlab plot KIND`: saves the Figures of `cnnlab.inside.pictures` as PNGs, by default next to the run."""
 
 import argparse
 from pathlib import Path
 
-import torch
-import torch.nn as nn
-
-from cnnlab.errors import CnnlabError
-from cnnlab.inside.plots import (
-    Picture,
-    first_conv,
-    plot_confusion,
-    plot_curves,
-    plot_feature_maps,
-    plot_filters,
-    plot_samples,
-    plot_top_losses,
-)
+from cnnlab.inside import pictures
+from cnnlab.inside.plots import Picture, save
 
 
-def _checkpoint(args: argparse.Namespace):
-    """(model, meta, folder of the checkpoint: where its pictures go by default)."""
-    from cnnlab.checkpoint import load_checkpoint, resolve
+def _folder(args: argparse.Namespace) -> Path:
+    """Where a checkpoint's pictures go by default: the folder of the checkpoint."""
+    from cnnlab.checkpoint import resolve
 
-    model, meta = load_checkpoint(args.checkpoint)
-    return model, meta, resolve(args.checkpoint).parent
-
-
-def _test_set(args: argparse.Namespace, meta: dict):
-    """The checkpoint's own dataset, or --dataset if it has the same image shape and classes."""
-    from cnnlab.data import load_dataset
-
-    data = load_dataset(getattr(args, "dataset", None) or meta["dataset"], args.data_dir)
-    if list(data.shape) != list(meta["input_shape"]) or len(data.classes) != len(meta["classes"]):
-        raise CnnlabError(
-            f"{data.name} images ({list(data.shape)}) do not fit a {meta['dataset']} checkpoint"
-        )
-    return data
-
-
-def _probs(model: nn.Module, meta: dict, images: torch.Tensor) -> torch.Tensor:
-    from cnnlab.evaluate import predict_logits
-
-    return predict_logits(model, images, meta["mean"], meta["std"]).softmax(1)
+    return resolve(args.checkpoint).parent
 
 
 def run_curves(args: argparse.Namespace) -> Picture:
     source = Path(args.source)
     folder = source if source.is_dir() else source.parent
-    return plot_curves(source, args.out or folder / "curves.png")
+    return save(pictures.plot_curves(source), args.out or folder / "curves.png")
 
 
 def run_confusion(args: argparse.Namespace) -> Picture:
-    from cnnlab.evaluate import confusion_matrix
-
-    model, meta, folder = _checkpoint(args)
-    data = _test_set(args, meta)
-    pred = _probs(model, meta, data.test_x).argmax(1)
-    conf = confusion_matrix(pred, data.test_y, len(data.classes))
-    return plot_confusion(conf.tolist(), data.classes, args.out or folder / "confusion.png")
+    fig = pictures.plot_confusion(args.checkpoint, args.dataset, args.data_dir)
+    return save(fig, args.out or _folder(args) / "confusion.png")
 
 
 def run_top_losses(args: argparse.Namespace) -> Picture:
-    model, meta, folder = _checkpoint(args)
-    data = _test_set(args, meta)
-    probs = _probs(model, meta, data.test_x)
-    out = args.out or folder / "top-losses.png"
-    return plot_top_losses(data.test_x, data.test_y, probs, data.classes, out, args.count)
+    fig = pictures.plot_top_losses(args.checkpoint, args.count, args.dataset, args.data_dir)
+    return save(fig, args.out or _folder(args) / "top-losses.png")
 
 
 def run_samples(args: argparse.Namespace) -> Picture:
-    from cnnlab.data import load_dataset
-
-    data = load_dataset(args.dataset, args.data_dir)
-    x, y = (data.train_x, data.train_y) if args.split == "train" else (data.test_x, data.test_y)
-    out = args.out or f"samples-{args.dataset}.png"
-    return plot_samples(x, y, data.classes, out, args.count, title=f"{args.dataset} {args.split} set")
+    fig = pictures.plot_samples(args.dataset, args.split, args.count, args.data_dir)
+    return save(fig, args.out or f"samples-{args.dataset}.png")
 
 
 def run_filters(args: argparse.Namespace) -> Picture:
-    model, meta, folder = _checkpoint(args)
-    name, conv = first_conv(model)
-    title = f"{meta['model']} {name}"
-    return plot_filters(conv.weight, args.out or folder / "filters.png", title=title)
+    return save(pictures.plot_filters(args.checkpoint), args.out or _folder(args) / "filters.png")
 
 
 def run_feature_maps(args: argparse.Namespace) -> Picture:
-    from cnnlab.data import to_float
-    from cnnlab.inside.activations import conv_feature_maps
-
-    model, meta, folder = _checkpoint(args)
-    if args.image:
-        from cnnlab.predict import load_image
-
-        image = load_image(args.image, meta)
-    else:
-        test_x = _test_set(args, meta).test_x
-        if not 0 <= args.index < len(test_x):
-            raise CnnlabError(f"--index {args.index} is outside the test set (0..{len(test_x) - 1})")
-        image = test_x[args.index]
-    maps = conv_feature_maps(model, to_float(image[None], meta["mean"], meta["std"])[0])
-    if args.layer:
-        known = [name for name, _ in maps]
-        if args.layer not in known:
-            raise CnnlabError(
-                f"unknown layer {args.layer!r}; conv layers of {meta['model']}: {', '.join(known)}"
-            )
-        maps = [(name, fmap) for name, fmap in maps if name == args.layer]
-    return plot_feature_maps(maps, args.out or folder / "feature-maps.png", image, args.max_channels)
+    fig = pictures.plot_feature_maps(
+        args.checkpoint, args.image, args.index, args.layer, args.max_channels, args.data_dir
+    )
+    return save(fig, args.out or _folder(args) / "feature-maps.png")
 
 
 KINDS = {

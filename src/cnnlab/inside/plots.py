@@ -1,12 +1,14 @@
-"""Pictures of training and of what a network learned: drawing functions that take results and write PNGs.
+"""Pictures of training and of what a network learned: drawing functions that take results and return Figures.
 
-Every figure is a plain `matplotlib.figure.Figure` rendered by the Agg canvas: no pyplot, no global
-backend switch, no window, so plotting is safe inside the trainer, tests and the web server alike.
-Each `plot_*` function writes one PNG and returns a `Picture(path, panels)`; `panels` is the number of
-image/chart panels drawn (tests check it, e.g. 16 + 32 + 64 feature maps for chapter-cnn).
+Every `*_figure` function builds a `Figure` (a `matplotlib.figure.Figure` rendered by the Agg canvas: no
+pyplot, no global backend switch, no window, so plotting is safe inside the trainer, tests and the web
+server alike) and records in `figure.panels` how many image/chart panels it drew (tests check it, e.g.
+16 + 32 + 64 feature maps for chapter-cnn). `save(figure, png)` writes one PNG and returns a
+`Picture(path, panels)`. In Jupyter a Figure shows itself inline (`_repr_png_`), pyplot or not.
 """
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import NamedTuple
@@ -14,8 +16,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn as nn
+from matplotlib import figure
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from cnnlab.errors import CnnlabError
 
@@ -28,16 +30,33 @@ class Picture(NamedTuple):
     panels: int
 
 
-def _save(fig: Figure, out_png: str | Path, panels: int) -> Picture:
-    """Render with Agg (explicitly, so no global backend is involved) and write the PNG."""
+class Figure(figure.Figure):
+    """A matplotlib Figure that knows its panel count and renders itself for Jupyter without pyplot."""
+
+    panels: int = 0  # image/chart panels drawn (set by each *_figure function)
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        FigureCanvasAgg(self)  # explicitly Agg: no global backend is involved
+        self.savefig(buffer, format="png", dpi=DPI)
+        return buffer.getvalue()
+
+
+def _done(fig: Figure, panels: int) -> Figure:
+    fig.panels = panels
+    return fig
+
+
+def save(fig: Figure, out_png: str | Path) -> Picture:
+    """Render `fig` with Agg and write it as PNG (creating the folder); bad paths give a CnnlabError."""
     out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        FigureCanvasAgg(fig)
         fig.savefig(out, dpi=DPI)
     except OSError as e:
         raise CnnlabError(f"cannot write {out}: {e.strerror or e}") from None
-    return Picture(out, panels)
+    return Picture(out, getattr(fig, "panels", len(fig.axes)))
 
 
 def _as_image(x: torch.Tensor) -> tuple[np.ndarray, str | None]:
@@ -78,7 +97,7 @@ def read_metrics(metrics_csv: str | Path) -> dict[str, list[float]]:
         raise CnnlabError(f"{path}: {e}") from None
 
 
-def plot_curves(metrics_csv: str | Path, out_png: str | Path) -> Picture:
+def curves_figure(metrics_csv: str | Path) -> Figure:
     """Loss (left) and accuracy in % (right) per epoch from a run's metrics.csv."""
     m = read_metrics(metrics_csv)
     fig = Figure(figsize=(10, 4), layout="constrained")
@@ -104,13 +123,13 @@ def plot_curves(metrics_csv: str | Path, out_png: str | Path) -> Picture:
         ax.xaxis.get_major_locator().set_params(integer=True)
     run = Path(metrics_csv) if Path(metrics_csv).is_dir() else Path(metrics_csv).parent
     fig.suptitle(f"training curves of run {run.name!r}", fontsize=10)
-    return _save(fig, out_png, 2)
+    return _done(fig, 2)
 
 
 # ---------------------------------------------------------------- evaluation pictures
 
 
-def plot_confusion(confusion: list[list[int]], classes: list[str], out_png: str | Path) -> Picture:
+def confusion_figure(confusion: list[list[int]], classes: list[str]) -> Figure:
     """Confusion matrix (rows = true class, colour = share of the row) and per-class accuracy."""
     conf = np.asarray(confusion, dtype=float)
     n = len(classes)
@@ -141,7 +160,7 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], out_png: str 
     acc_ax.set_xlim(max(0, math.floor(accuracy.min() / 5) * 5 - 5), 101)  # zoomed: dots, not bars
     acc_ax.set(title="per-class accuracy", xlabel="accuracy (%)")
     acc_ax.grid(axis="x", alpha=0.3)
-    return _save(fig, out_png, 2)
+    return _done(fig, 2)
 
 
 def top_losses(probs: torch.Tensor, labels: torch.Tensor, count: int) -> torch.Tensor:
@@ -152,14 +171,9 @@ def top_losses(probs: torch.Tensor, labels: torch.Tensor, count: int) -> torch.T
     return wrong[loss[wrong].argsort(descending=True)[:count]]
 
 
-def plot_top_losses(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    probs: torch.Tensor,
-    classes: list[str],
-    out_png,
-    count: int = 16,
-) -> Picture:
+def top_losses_figure(
+    images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, classes: list[str], count: int = 16
+) -> Figure:
     """Grid of the most confidently wrong images: true and predicted class, p(predicted), loss."""
     worst = top_losses(probs, labels, count)
     if len(worst) == 0:
@@ -178,17 +192,12 @@ def plot_top_losses(
         f"top losses: the {len(worst)} most confidently wrong of {len(labels):,} images (loss = -ln p(true))",
         fontsize=11,
     )
-    return _save(fig, out_png, len(worst))
+    return _done(fig, len(worst))
 
 
-def plot_samples(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    classes: list[str],
-    out_png,
-    count: int = 32,
-    title: str = "samples",
-) -> Picture:
+def samples_figure(
+    images: torch.Tensor, labels: torch.Tensor, classes: list[str], count: int = 32, title: str = "samples"
+) -> Figure:
     """Grid of `count` images picked at random (seed 0, so the picture is stable) with their labels."""
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:count]
     cols = min(8, len(pick))
@@ -198,7 +207,7 @@ def plot_samples(
         ax.imshow(pixels, cmap=cmap)
         ax.set_title(classes[int(labels[i])], fontsize=9)
     fig.suptitle(f"{title}: {len(pick)} random images of {len(images):,}, with their labels")
-    return _save(fig, out_png, len(pick))
+    return _done(fig, len(pick))
 
 
 # ---------------------------------------------------------------- inside the network
@@ -211,7 +220,7 @@ def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
     raise CnnlabError("the model has no Conv2d layer")
 
 
-def plot_filters(weight: torch.Tensor, out_png, title: str = "first-layer filters") -> Picture:
+def filters_figure(weight: torch.Tensor, title: str = "first-layer filters") -> Figure:
     """Each filter of a conv layer (F x C x K x K) as a small image. One input channel: red = positive
     weight, blue = negative, on one shared scale so filters compare; three channels: as colour."""
     w = weight.detach().float().cpu()
@@ -231,15 +240,15 @@ def plot_filters(weight: torch.Tensor, out_png, title: str = "first-layer filter
         fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
     size = "x".join(map(str, w.shape[2:]))
     fig.suptitle(f"{title}: {count} filters, {channels} input channel(s), {size} each")
-    return _save(fig, out_png, count)
+    return _done(fig, count)
 
 
 LEGEND = "feature maps = conv outputs before ReLU: red > 0 (ReLU keeps it), blue < 0 (ReLU zeroes it)"
 
 
-def plot_feature_maps(
-    maps: list[tuple[str, torch.Tensor]], out_png, image: torch.Tensor | None = None, max_channels: int = 64
-) -> Picture:
+def feature_maps_figure(
+    maps: list[tuple[str, torch.Tensor]], image: torch.Tensor | None = None, max_channels: int = 64
+) -> Figure:
     """One panel per channel of every conv output (F x H x W each), layer by layer, as returned by
     `cnnlab.inside.activations.conv_feature_maps`. Maps are pre-ReLU: red = positive (ReLU keeps it),
     blue = negative (ReLU zeroes it), white = 0, one symmetric scale per layer. `image` (uint8 C x H x W)
@@ -270,4 +279,4 @@ def plot_feature_maps(
             f"{name}: {len(full[1])} filters -> {len(full[1])} feature maps of {size}{more}", fontsize=10
         )
         panels += len(fmap)
-    return _save(fig, out_png, panels)
+    return _done(fig, panels)

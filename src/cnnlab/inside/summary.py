@@ -57,12 +57,19 @@ class Summary:
     params_not_run: int = 0
     checked: int = 0  # conv/pool layers whose formula shape was compared with the real one
     mismatches: list[str] = field(default_factory=list)
+    model: str = field(default="", repr=False)  # name shown above the table (not part of to_json)
 
     def to_json(self) -> dict:
-        out = {k: v for k, v in asdict(self).items() if k != "layers"}
+        out = {k: v for k, v in asdict(self).items() if k not in ("layers", "model")}
         out["input_shape"] = list(self.input_shape)
         out["layers"] = [asdict(layer) for layer in self.layers]
         return out
+
+    def __str__(self) -> str:  # print(summary) gives `cnnlab summary`'s table
+        return format_table(self.model or "model", self)
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:  # IPython/Jupyter show the table too
+        printer.text(str(self))
 
 
 def parse_input(text: str) -> Shape:

@@ -29,6 +29,7 @@ def _load_families() -> None:
 
 
 def list_models() -> list[str]:
+    """Names of every registered model, sorted (e.g. "chapter-cnn", "resnet18", "vgg16")."""
     _load_families()
     return sorted(_REGISTRY)
 

@@ -370,9 +370,9 @@ def summarize(cfg, data, history, seconds, out) -> dict:
 
 
 def draw_curves(out: Path, log) -> None:
-    from cnnlab.inside.plots import plot_curves  # lazy: matplotlib only when a run ends
+    from cnnlab.inside.plots import curves_figure, save  # lazy: matplotlib only when a run ends
 
-    plot_curves(out / "metrics.csv", out / "curves.png")
+    save(curves_figure(out / "metrics.csv"), out / "curves.png")
     log(f"curves: {out / 'curves.png'}")
 
 

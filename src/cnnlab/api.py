@@ -1,0 +1,89 @@
+"""The verbs of cnnlab's Python API that are more than a re-export: `train`, `evaluate`, `predict` and
+`summary`. Each returns what the matching `cnnlab ... --json` command prints (the CLI calls the same
+functions), so a notebook and a shell script see the same numbers. Import them from the top package:
+`import cnnlab; cnnlab.train(model="chapter-cnn", dataset="mnist-sample", epochs=2)`."""
+
+from dataclasses import fields, replace
+from pathlib import Path
+from types import SimpleNamespace
+
+from cnnlab.errors import CnnlabError
+
+
+def train(config=None, /, **settings) -> dict:
+    """Train a model and return the summary `cnnlab train --json` prints (test accuracy, checkpoint, ...).
+
+    Pass a `TrainConfig`, or its fields as keyword arguments (`cnnlab.train(dataset="mnist-sample",
+    epochs=2, out="runs/nb")`), or both (keywords override the config's fields). Keywords behave exactly
+    like the CLI's flags: defaults are the chapter's experiment, `recipe="fast"` applies a recipe under
+    them and `resume=True` continues the run in `out`. Progress is printed; bad settings raise CnnlabError.
+    `deterministic=True` and `threads=N` change torch's global settings in this process, as in the CLI.
+    """
+    from cnnlab.training.cli import config_from_args
+    from cnnlab.training.config import TrainConfig
+    from cnnlab.training.loop import train as run_training
+
+    names = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise CnnlabError(f"unknown TrainConfig field(s): {', '.join(unknown)}; see cnnlab.TrainConfig")
+    if config is None:
+        cfg = config_from_args(SimpleNamespace(**{name: settings.get(name) for name in names}))
+    elif isinstance(config, TrainConfig):
+        cfg = replace(config, **settings)
+    else:
+        raise CnnlabError(f"train() takes a TrainConfig or keyword arguments, not {type(config).__name__}")
+    return run_training(cfg)
+
+
+def evaluate(
+    checkpoint,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    batch_size: int = 1024,
+    tta: bool = False,
+    plot: bool | str | Path = False,
+) -> dict:
+    """Accuracy, per-class accuracy and confusion matrix on every test image: what `cnnlab eval --json`
+    prints. `checkpoint` is a run folder (its best checkpoint), a .safetensors file or the pair
+    `load_checkpoint` returns; `dataset` defaults to the checkpoint's own. `plot=True` also writes
+    confusion.png next to the checkpoint (a path: there) and adds its path under "plot"."""
+    from cnnlab.evaluate import evaluate_checkpoint
+
+    where = None if plot is False or plot is None else ("" if plot is True else str(plot))
+    return evaluate_checkpoint(checkpoint, dataset, data_dir, batch_size, tta, where)
+
+
+def predict(checkpoint, images, top: int = 3, save_input: str | Path | None = None) -> list[dict]:
+    """Top classes for images: what `cnnlab predict --json` prints, one record per image with "file",
+    "prediction", "label", "probabilities" and "top". `images` is a file path, a PIL image, or a list of
+    them (a PIL image's "file" is None); each is preprocessed as the checkpoint's dataset was made."""
+    from PIL import Image
+
+    from cnnlab.predict import predict_records
+
+    if isinstance(images, (str, Path, Image.Image)):
+        images = [images]
+    if not images:
+        raise CnnlabError("predict needs at least one image")
+    return predict_records(checkpoint, list(images), top, save_input)
+
+
+def summary(
+    model, input_shape: str | tuple[int, int, int] = "1x28x28", classes: int = 10, width: float = 1.0
+):
+    """Layer table of a registry model name or any `nn.Module` for one C x H x W input: a `Summary` with
+    output shapes, params, MACs and the formula check; `print()` it (or show it in Jupyter) for the table
+    `cnnlab summary` prints, `.to_json()` for its --json."""
+    from cnnlab.inside.summary import build, parse_input, summarize
+
+    shape = parse_input(input_shape) if isinstance(input_shape, str) else tuple(int(v) for v in input_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise CnnlabError(f"input_shape must be C x H x W with positive sizes, got {input_shape!r}")
+    if isinstance(model, str):
+        result = summarize(build(model, shape, classes, width), shape)
+        result.model = model
+    else:
+        result = summarize(model, shape)
+        result.model = type(model).__name__
+    return result
