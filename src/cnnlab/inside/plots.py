@@ -37,9 +37,17 @@ class Figure(figure.Figure):
 
     def _repr_png_(self) -> bytes:
         buffer = io.BytesIO()
-        FigureCanvasAgg(self)  # explicitly Agg: no global backend is involved
-        self.savefig(buffer, format="png", dpi=DPI)
+        _render(self, buffer, "png")
         return buffer.getvalue()
+
+
+def _render(fig: figure.Figure, target, fmt: str | None = None) -> None:
+    """Draw `fig` with the Agg canvas (explicitly: no global backend is involved). The first draw
+    fixes the constrained layout, which would otherwise move again on a second draw (colorbars), so a
+    figure shown in Jupyter and then saved gives the same pixels as `cnnlab plot`."""
+    FigureCanvasAgg(fig)
+    fig.savefig(target, format=fmt, dpi=DPI)  # a file: the format its suffix names
+    fig.set_layout_engine("none")
 
 
 def _done(fig: Figure, panels: int) -> Figure:
@@ -52,8 +60,7 @@ def save(fig: Figure, out_png: str | Path) -> Picture:
     out = Path(out_png)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        FigureCanvasAgg(fig)
-        fig.savefig(out, dpi=DPI)
+        _render(fig, out)
     except OSError as e:
         raise CnnlabError(f"cannot write {out}: {e.strerror or e}") from None
     return Picture(out, getattr(fig, "panels", len(fig.axes)))
