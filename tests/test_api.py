@@ -153,3 +153,18 @@ def test_other_plot_functions(run, tmp_path):
     assert cnnlab.plot_curves(tmp_path).panels == 2
     with pytest.raises(cnnlab.CnnlabError, match="unknown layer"):
         cnnlab.plot_feature_maps(run, layer="nope")
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    """The README's "Use it from Python" block, run as written except for a shorter training run."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Use it from Python") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "epochs=2" in code
+    code = code.replace("epochs=2", "epochs=1, max_steps=2, limit_train=512")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert (tmp_path / "runs/py/best.safetensors").is_file() and (tmp_path / "feature-maps.png").is_file()

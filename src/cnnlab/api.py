@@ -70,18 +70,23 @@ def predict(checkpoint, images, top: int = 3, save_input: str | Path | None = No
 
 
 def summary(
-    model, input_shape: str | tuple[int, int, int] = "1x28x28", classes: int = 10, width: float = 1.0
+    model,
+    input_shape: str | tuple[int, int, int] = "1x28x28",
+    classes: int = 10,
+    width: float = 1.0,
+    device: str = "cpu",
 ):
     """Layer table of a registry model name or any `nn.Module` for one C x H x W input: a `Summary` with
     output shapes, params, MACs and the formula check; `print()` it (or show it in Jupyter) for the table
-    `cnnlab summary` prints, `.to_json()` for its --json."""
+    `cnnlab summary` prints, `.to_json()` for its --json. `device="meta"` builds a named model without
+    memory or arithmetic (as `cnnlab models` does): same shapes and counts, instantly, even for VGG16."""
     from cnnlab.inside.summary import build, parse_input, summarize
 
     shape = parse_input(input_shape) if isinstance(input_shape, str) else tuple(int(v) for v in input_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise CnnlabError(f"input_shape must be C x H x W with positive sizes, got {input_shape!r}")
     if isinstance(model, str):
-        result = summarize(build(model, shape, classes, width), shape)
+        result = summarize(build(model, shape, classes, width, device=device), shape)
         result.model = model
     else:
         result = summarize(model, shape)
