@@ -6,10 +6,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
+import nbclient  # dev extra: a missing package fails the suite instead of skipping the notebook
+import nbformat
+from ipykernel.kernelspec import install
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "chapter5.ipynb"
-nbformat = pytest.importorskip("nbformat")
 
 
 def test_notebook_is_committed_without_outputs():
@@ -21,9 +22,6 @@ def test_notebook_is_committed_without_outputs():
 
 
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
-    nbclient = pytest.importorskip("nbclient")
-    from ipykernel.kernelspec import install
-
     # Kernel spec "python3" pointing at sys.executable (pip's own spec says "python", whatever PATH finds).
     install(prefix=str(tmp_path), kernel_name="python3")
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share" / "jupyter"))

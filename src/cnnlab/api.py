@@ -79,7 +79,8 @@ def summary(
     """Layer table of a registry model name or any `nn.Module` for one C x H x W input: a `Summary` with
     output shapes, params, MACs and the formula check; `print()` it (or show it in Jupyter) for the table
     `cnnlab summary` prints, `.to_json()` for its --json. `device="meta"` builds a named model without
-    memory or arithmetic (as `cnnlab models` does): same shapes and counts, instantly, even for VGG16."""
+    memory or arithmetic (as `cnnlab models` does): same shapes and counts, even for VGG16; a module given
+    as such runs on its own device."""
     from cnnlab.inside.summary import build, parse_input, summarize
 
     shape = parse_input(input_shape) if isinstance(input_shape, str) else tuple(int(v) for v in input_shape)
