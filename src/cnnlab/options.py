@@ -60,7 +60,9 @@ class Rule:
         if self.kind is bool:
             return "true or false"
         if self.kind is str:
-            return f"one of: {', '.join(self.names())}" if self.choices else "a non-empty text"
+            return (
+                f"one of: {', '.join(self.names())}" if self.choices else "a non-empty text without NUL bytes"
+            )
         noun = "a whole number" if self.kind is int else "a finite number"
         lo, hi = (
             self.low,
@@ -95,7 +97,7 @@ class Rule:
         if ok and self.kind in (int, float):
             ok = _in_range(self, value)
         if ok and self.kind is str:
-            ok = bool(value.strip())
+            ok = bool(value.strip()) and "\0" not in value  # a NUL byte cannot be in a path or a name
         return value, (None if ok else f"{flag} {show(value)}: must be {self.allowed()}")
 
 
