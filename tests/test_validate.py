@@ -267,3 +267,9 @@ def test_time_budget_check_runs_at_the_first_plan(monkeypatch):
     with pytest.raises(CnnlabError, match="--time-budget"):
         for step in range(b.PROBE_STEPS + 1):
             tb.update(step)
+
+
+def test_no_far_fetched_suggestion():
+    assert did_you_mean("alexnet", RULES["model"].names()) is None
+    assert did_you_mean("Chapter-CNN", RULES["model"].names()) == "chapter-cnn"
+    assert did_you_mean("fats", ["best", "chapter", "fast"]) == "fast"

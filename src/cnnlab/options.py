@@ -16,9 +16,11 @@ BIG = 2**31 - 1  # counts above this are typos (and overflow PyTorch's int32 pat
 
 
 def did_you_mean(word: object, names: Iterable[str]) -> str | None:
-    """The closest of `names` to `word` (difflib's ratio >= 0.6), or None."""
-    close = difflib.get_close_matches(str(word), [str(n) for n in names], n=1, cutoff=0.6)
-    return close[0] if close else None
+    """The closest of `names` to `word` ignoring case (difflib ratio >= 0.7: "resnt18" -> "resnet18",
+    but no far-fetched "alexnet" -> "googlenet"), or None."""
+    by_lower = {str(n).lower(): str(n) for n in names}
+    close = difflib.get_close_matches(str(word).lower(), list(by_lower), n=1, cutoff=0.7)
+    return by_lower[close[0]] if close else None
 
 
 def unknown(what: str, value: object, names: Sequence[str], flag: str | None = None) -> str:
