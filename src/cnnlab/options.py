@@ -52,7 +52,7 @@ class Rule:
     choices: Sequence[str] | Callable[[], Sequence[str]] | None = None  # allowed names (or a function)
     what: str = "value"  # what a name is, for "unknown model ..." messages
     optional: bool = False  # None is allowed (= not set)
-    size: int = 0  # > 0: a list of exactly this many values, each checked by the rule
+    size: int = 0  # a list of values, each checked by the rule: > 0 exactly this many, -1 any number
 
     def names(self) -> list[str]:
         return list(self.choices() if callable(self.choices) else self.choices or [])
@@ -85,13 +85,15 @@ class Rule:
         if value is None and self.optional:
             return None, None
         if self.size:
-            if not isinstance(value, (list, tuple)) or len(value) != self.size:
-                return value, f"{flag} {show(value)}: must be {self.size} values, each {self.allowed()}"
+            if not isinstance(value, (list, tuple)) or (self.size > 0 and len(value) != self.size):
+                count = f"{self.size} values" if self.size > 0 else "a list"
+                return value, f"{flag} {show(value)}: must be {count}, each {self.allowed()}"
             one = Rule(**{**self.__dict__, "size": 0, "optional": False})
             checked = [one.check(flag, v) for v in value]
             if any(problem for _, problem in checked):
                 return value, f"{flag} {show(value)}: each value must be {self.allowed()}"
-            return tuple(v for v, _ in checked), None
+            values = [v for v, _ in checked]
+            return (tuple(values) if self.size > 0 else values), None  # fixed size (betas): a tuple
         if self.kind is str and self.choices is not None and isinstance(value, str):
             names = self.names()
             return value, (None if value in names else unknown(self.what, value, names, flag))

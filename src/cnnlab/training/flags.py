@@ -85,7 +85,10 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
         elif rule is not None and rule.size:
             metavars = tuple(f"{f.name[0].upper()}{i + 1}" for i in range(rule.size))  # --betas B1 B2
-            group.add_argument(flag, type=kind, nargs=rule.size, default=None, metavar=metavars, help=help_)
+            nargs = rule.size if rule.size > 0 else "+"
+            group.add_argument(
+                flag, type=kind, nargs=nargs, default=None, metavar=metavars or None, help=help_
+            )
         else:
             metavar = "NAME" if rule is not None and rule.choices is not None else None
             group.add_argument(flag, type=kind, default=None, metavar=metavar, help=help_)
