@@ -275,3 +275,38 @@ def test_no_far_fetched_suggestion():
     assert did_you_mean("alexnet", RULES["model"].names()) is None
     assert did_you_mean("Chapter-CNN", RULES["model"].names()) == "chapter-cnn"
     assert did_you_mean("fats", ["best", "chapter", "fast"]) == "fast"
+
+
+def test_resume_of_a_run_made_with_overwrite_is_not_a_conflict(tmp_path):
+    from cnnlab.cli import build_parser
+    from cnnlab.training.cli import config_from_args
+
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({**TrainConfig().to_dict(), "overwrite": True, "lr": 0.01}))
+    cfg = config_from_args(build_parser("train").parse_args(["train", "--resume", "--out", str(out)]))
+    assert cfg.resume and not cfg.overwrite and cfg.lr == 0.01 and cfg.betas == (0.9, 0.999)
+    args = build_parser("train").parse_args(["train", "--resume", "--overwrite", "--out", str(out)])
+    with pytest.raises(CnnlabError, match="--resume and --overwrite exclude each other"):
+        config_from_args(args)  # both typed by the user: that is the conflict
+
+
+def test_train_help_shows_comments_choices_ranges_and_no_flags(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--tta, --no-tta test-time augmentation at evaluation; default: off" in text
+    assert "--aux, --no-aux GoogLeNet auxiliary classifiers" in text
+    assert "--ema EMA EMA decay of weights per step (0 = off)" in text and "[0, 1)" in text
+    assert "choices: adam, adamw, sgd; default: adam" in text
+    assert "run control:" in text and "--betas B1 B2" in text
+
+
+def test_no_flag_turns_off_a_recipe_setting():
+    from cnnlab.cli import build_parser
+    from cnnlab.training.cli import config_from_args
+
+    parse = build_parser("train").parse_args
+    assert config_from_args(parse(["train", "--recipe", "best"])).tta is True
+    assert config_from_args(parse(["train", "--recipe", "best", "--no-tta"])).tta is False
+    assert config_from_args(parse(["train", "--no-channels-last"])).channels_last is False
