@@ -310,3 +310,11 @@ def test_no_flag_turns_off_a_recipe_setting():
     assert config_from_args(parse(["train", "--recipe", "best"])).tta is True
     assert config_from_args(parse(["train", "--recipe", "best", "--no-tta"])).tta is False
     assert config_from_args(parse(["train", "--no-channels-last"])).channels_last is False
+
+
+def test_nproc_relaunch_repeats_the_flags_given():
+    from cnnlab.cli import build_parser
+    from cnnlab.training.launch import train_argv
+
+    args = build_parser("train").parse_args(["train", "--no-tta", "--lr", "0.1", "--nproc", "2", "--json"])
+    assert train_argv(args) == ["--lr", "0.1", "--no-tta", "--json"]
