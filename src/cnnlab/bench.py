@@ -23,6 +23,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.errors import CnnlabError
+from cnnlab.options import unknown_error
 
 DEFAULT_WIDTH = 0.25  # every registered model at a small width keeps the default run short
 DEFAULT_INPUT = "1x28x28"
@@ -162,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     names = args.models or list_models()
     unknown = [n for n in names if n not in list_models()]
     if unknown:
-        raise CnnlabError(f"unknown model {unknown[0]!r}; choose from: {', '.join(list_models())}")
+        raise unknown_error("model", unknown[0], list_models())
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0:
         raise CnnlabError("--batch-size and --repeats must be >= 1, --warmup >= 0")
     if args.threads:

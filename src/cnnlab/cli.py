@@ -7,9 +7,12 @@ command prints exactly one JSON value on stdout and sends human text to stderr.
 import argparse
 import importlib
 import os
+import re
 import sys
 
+from cnnlab import __version__
 from cnnlab.errors import CnnlabError
+from cnnlab.options import check_command, did_you_mean
 
 # subcommand -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS = {
@@ -34,8 +37,45 @@ def _module(name: str):
     return importlib.import_module(module)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one `cnnlab: error:` line with a "did you mean ...?" for a misspelt
+    flag, command or choice (instead of the usage text and no suggestion)."""
+
+    def error(self, message: str):
+        hint, prog = suggestion(self, message)
+        raise CnnlabError(f"{message}{hint} (see {prog} --help)")
+
+
+def _options(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
+    """(flag, prog of the parser that has it) for this parser and its subcommands."""
+    found = []
+    for action in parser._actions:
+        found += [(o, parser.prog) for o in action.option_strings if o.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _options(sub)
+    return found
+
+
+def suggestion(parser: argparse.ArgumentParser, message: str) -> tuple[str, str]:
+    """("; did you mean --model?" or "", the prog whose --help to point at) for argparse's `message`."""
+    prog = parser.prog
+    if message.startswith("unrecognized arguments:"):
+        flags = [(f, p) for f, p in _options(parser) if f not in ("--help", "--version")]
+        prog = flags[0][1] if flags else prog  # only the chosen command's parser has its options
+        words = [w.split("=")[0] for w in message.split(":", 1)[1].split() if w.startswith("--")]
+        names = [f for f, _ in flags]
+    elif m := re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message):
+        words, names = [m.group(1)], re.findall(r"'([^']*)'", m.group(2))
+    else:
+        return "", prog
+    guesses = [g for g in (did_you_mean(w, names) for w in words) if g]
+    return (f"; did you mean {' '.join(guesses)}?" if guesses else ""), prog
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cnnlab", description=__doc__.splitlines()[0])
+    parser = Parser(prog="cnnlab", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
@@ -54,11 +94,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.command is None:
             parser.print_help()
             sys.exit(0)
+        check_command(args.command, args)  # every option's range before any work (cnnlab.options)
         module = _module(args.command)
         runner = getattr(module, f"run_{args.command}", None) or module.run
         code = runner(args)
     except CnnlabError as e:
-        print(f"cnnlab: error: {e}", file=sys.stderr)
+        for line in str(e).splitlines() or [""]:  # several problems: one line each
+            print(f"cnnlab: error: {line}", file=sys.stderr)
         sys.exit(e.exit_code)
     except BrokenPipeError:  # `cnnlab ... | head` closed the pipe: not an error worth a message
         sys.stderr.close()

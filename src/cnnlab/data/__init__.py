@@ -10,6 +10,7 @@ import torch
 
 from cnnlab.data import cifar, idx, sources
 from cnnlab.errors import CnnlabError
+from cnnlab.options import unknown_error
 
 
 @dataclass
@@ -80,7 +81,7 @@ def load_dataset(
 ) -> Dataset:
     """Read dataset `name` fully into memory, validating every file."""
     if name not in DATASETS:
-        raise CnnlabError(f"unknown dataset {name!r}; choose from: {', '.join(list_datasets())}")
+        raise unknown_error("dataset", name, list_datasets())
     info = DATASETS[name]
     if info.kind == "bundled":
         x, y = _read_idx_pair(sources.BUNDLED, "mnist-sample", len(info.classes))

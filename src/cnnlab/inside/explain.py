@@ -31,6 +31,7 @@ from cnnlab.inside.explain_text import (
 )
 from cnnlab.inside.summary import parse_input
 from cnnlab.models import get_model
+from cnnlab.options import unknown_error
 
 # The chapter's 3x3 example: a diagonal +-1 filter against a patch that differs in one cell (top left).
 CHAPTER_FILTER = "1,-1,-1; -1,1,-1; -1,-1,1"
@@ -155,7 +156,7 @@ def explain_parameters(args: argparse.Namespace, ex: Explanation) -> None:
     if args.layer:
         known = [n for n, *_ in convs]
         if args.layer not in known:
-            raise CnnlabError(f"unknown layer {args.layer!r} in {name}; its conv layers: {', '.join(known)}")
+            raise unknown_error("layer", args.layer, known, "--layer")  # with "did you mean"
         convs = [row for row in convs if row[0] == args.layer]
     ex.say(
         "a conv layer reuses one small F x C x K x K set of weights at every position (weight sharing)",

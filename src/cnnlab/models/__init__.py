@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import torch.nn as nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.options import unknown_error
 
 _FAMILIES = ("chapter_cnn", "vgg", "googlenet", "resnet", "fastnet")
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -38,5 +38,5 @@ def get_model(name: str, **kwargs) -> nn.Module:
     """Build model `name`; kwargs: num_classes, in_channels, input_size, width (and family extras)."""
     names = list_models()
     if name not in _REGISTRY:
-        raise CnnlabError(f"unknown model {name!r}; choose from: {', '.join(names)}")
+        raise unknown_error("model", name, names)
     return _REGISTRY[name](**kwargs)

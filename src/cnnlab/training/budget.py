@@ -20,6 +20,7 @@ import time
 import torch
 import torch.distributed as dist
 
+from cnnlab.errors import CnnlabError
 from cnnlab.training.config import TrainConfig
 
 PROBE_STEPS = 4  # steps timed before the first plan (the first 2 are warm-up and not used)
@@ -49,6 +50,8 @@ class TimeBudget:
         now = time.perf_counter()
         self._observe(step, now)
         if step >= self._next_plan and step < self.total:
+            if step == PROBE_STEPS:
+                self.check_one_step_fits()
             self.total = self._agree(self.plan(step, now))
             self._next_plan = step + max(1, min(step, self.total // 10))
             self.cfg.max_steps = self.total
@@ -88,6 +91,17 @@ class TimeBudget:
                 break
             k += 1
         return max(min(total, self.cap), step + 1)
+
+    def check_one_step_fits(self) -> None:
+        """A budget shorter than one measured training step cannot be planned: a clean error (exit 2), on
+        every rank at once (they agree on the flag, so none waits for a step another will not take)."""
+        step_t = statistics.median(self._step_times) if self._step_times else 0.0
+        too_short = -self._agree(-int(self.seconds < step_t))  # MIN of the negated flags = MAX of the flags
+        if too_short:
+            raise CnnlabError(
+                f"--time-budget {self.seconds:g}: shorter than one training step ({step_t:.3g} s measured); "
+                "give more seconds, or a smaller --batch-size or model"
+            )
 
     @staticmethod
     def _agree(total: int) -> int:

@@ -8,44 +8,11 @@ from pathlib import Path
 from cnnlab.errors import CnnlabError
 from cnnlab.training.config import TrainConfig
 
-_HELP = {
-    "model": "model name (see `cnnlab models`)",
-    "dataset": "mnist | mnist-sample | fashion-mnist | kmnist | cifar10",
-    "data_dir": "folder holding the dataset files",
-    "out": "run folder for config, metrics, checkpoints, curves",
-}
-
 
 def add_arguments(p) -> None:
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        help_ = _HELP.get(f.name, f.name.replace("_", " "))
-        if f.name == "aux":
-            p.add_argument(
-                "--no-aux",
-                dest="aux",
-                action="store_false",
-                default=None,
-                help="turn off GoogLeNet aux heads",
-            )
-        elif f.name == "channels_last":
-            p.add_argument(
-                "--no-channels-last",
-                dest="channels_last",
-                action="store_false",
-                default=None,
-                help="keep NCHW memory format",
-            )
-        elif isinstance(default, bool):
-            p.add_argument(flag, action="store_true", default=None, help=help_)
-        elif f.name == "betas":
-            p.add_argument(
-                flag, type=float, nargs=2, default=None, metavar=("B1", "B2"), help=f"Adam betas ({default})"
-            )
-        else:
-            kind = type(default) if default is not None else str
-            p.add_argument(flag, type=kind, default=None, help=f"{help_} (default: {default})")
+    from cnnlab.training.flags import add_config_arguments
+
+    add_config_arguments(p)  # one flag per TrainConfig field, help from its comment, --X/--no-X for booleans
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout; progress on stderr")
     # a launcher option, not a TrainConfig field: the global batch, not the process count, defines the maths
     p.add_argument(
@@ -59,6 +26,7 @@ def config_from_args(args) -> TrainConfig:
     values = TrainConfig().to_dict()
     if getattr(args, "resume", None):
         values.update(saved_config(Path(args.out or values["out"])))
+        values["overwrite"] = False  # the first run's --overwrite is history, not a request to replace it
     elif getattr(args, "recipe", None):
         from cnnlab.training.recipes import recipe_values
 
@@ -74,22 +42,27 @@ def saved_config(out: Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
+        saved = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise CnnlabError(f"{path}: unreadable ({e}); cannot resume this run") from None
+    if not isinstance(saved, dict):
+        raise CnnlabError(f"{path}: not a cnnlab config (a JSON object of settings); cannot resume this run")
+    try:  # the saved settings pass the same checks as typed ones, and errors name the file
+        TrainConfig.from_dict({**TrainConfig().to_dict(), **saved, "overwrite": False, "resume": True})
+    except CnnlabError as e:
+        raise CnnlabError("\n".join(f"{path}: {line}" for line in str(e).splitlines())) from None
+    return saved
 
 
 def run(args) -> int:
     from cnnlab.training.loop import train
     from cnnlab.training.resume import Stop
 
-    if args.nproc < 1:
-        raise CnnlabError(f"--nproc must be at least 1, got {args.nproc}")
+    cfg = config_from_args(args)  # checked before torchrun starts N copies of a bad command
     if args.nproc > 1:
         from cnnlab.training.launch import launch
 
         return launch(args)
-    cfg = config_from_args(args)
     try:
         summary = train(cfg, json_mode=args.json)
     except Stop:

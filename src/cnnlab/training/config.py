@@ -47,12 +47,15 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many optimiser steps (0 = no limit; for smoke tests)
     limit_train: int = 0  # use only the first N training images (0 = all; for smoke tests)
 
+    def __post_init__(self) -> None:
+        from cnnlab.training.validate import validate  # lazy: it reads the model/dataset registries
+
+        validate(self)  # every field's type and range, and combinations that cannot work (exit 2)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
-        cfg = cls(**{k: v for k, v in d.items() if k in names})
-        cfg.betas = tuple(cfg.betas)
-        return cfg
+        return cls(**{k: v for k, v in d.items() if k in names})  # validation makes betas a tuple

@@ -11,24 +11,12 @@ from dataclasses import fields
 
 from cnnlab.errors import CnnlabError
 from cnnlab.training.config import TrainConfig
+from cnnlab.training.flags import flags_for
 
 
 def train_argv(args) -> list[str]:
     """The `cnnlab train` flags the user gave (None = not given), minus --nproc."""
-    argv: list[str] = []
-    for f in fields(TrainConfig):
-        value = getattr(args, f.name, None)
-        if value is None:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.name in ("aux", "channels_last"):  # the CLI offers only the negative flag
-            argv += [] if value else ["--no-" + f.name.replace("_", "-")]
-        elif isinstance(value, bool):
-            argv += [flag] if value else []
-        elif isinstance(value, (tuple, list)):
-            argv += [flag, *map(str, value)]
-        else:
-            argv += [flag, str(value)]
+    argv = flags_for({f.name: getattr(args, f.name, None) for f in fields(TrainConfig)})
     return argv + (["--json"] if args.json else [])
 
 

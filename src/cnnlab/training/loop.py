@@ -37,6 +37,7 @@ from cnnlab.training.resume import (
     make_deterministic,
     resume,
 )
+from cnnlab.training.validate import check_train_size
 
 METRICS = [
     "epoch",
@@ -179,6 +180,7 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
     train_x, train_y, val_x, val_y = split_validation(data, cfg.val_split, cfg.seed)
     if cfg.limit_train:
         train_x, train_y = train_x[: cfg.limit_train], train_y[: cfg.limit_train]
+    check_train_size(cfg, len(train_y))  # --val-split near 1 can leave nothing to train on
     model = build_model(cfg, data).to(dd.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -10,11 +10,10 @@ import math
 import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
-from cnnlab.errors import CnnlabError
+from cnnlab.options import unknown_error
 from cnnlab.training.config import TrainConfig
+from cnnlab.training.validate import OPTIMIZERS, SCHEDULES  # the names TrainConfig accepts
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "onecycle", "cosine", "step")
 ONECYCLE_START = 1 / 25  # PyTorch OneCycleLR's div_factor=25: start at peak/25, not at 0
 ONECYCLE_PEAK = 0.25  # fraction of training spent warming up when --warmup-epochs is 0
 
@@ -45,7 +44,7 @@ def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opt
             weight_decay=cfg.weight_decay,
             fused=fused,
         )
-    raise CnnlabError(f"unknown optimizer {cfg.optimizer!r}; choose from: {', '.join(OPTIMIZERS)}")
+    raise unknown_error("optimizer", cfg.optimizer, OPTIMIZERS, "--optimizer")
 
 
 def warmup_steps(cfg: TrainConfig, total: int, steps_per_epoch: int | None = None) -> float:
@@ -66,7 +65,7 @@ def lr_factor(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int | No
             return ONECYCLE_START + (1 - ONECYCLE_START) * step / peak
         return max(0.0, (total - step) / max(total - peak, 1))
     if cfg.schedule not in SCHEDULES:
-        raise CnnlabError(f"unknown schedule {cfg.schedule!r}; choose from: {', '.join(SCHEDULES)}")
+        raise unknown_error("schedule", cfg.schedule, SCHEDULES, "--schedule")
     if step < warm:
         return (step + 1) / warm  # linear warm-up (Goyal et al. 2017)
     frac = min((step - warm) / max(total - warm, 1), 1.0)

@@ -13,7 +13,7 @@ BENCHMARKS.md and docs/speed.md (`python benchmarks/recipes.py`).
 |         |             | augmentation, label smoothing, EMA of weights, test-time augmentation        |
 """
 
-from cnnlab.errors import CnnlabError
+from cnnlab.options import unknown_error
 
 RECIPES: dict[str, dict] = {
     # The chapter's settings, every field spelt out so the recipe does not depend on TrainConfig defaults.
@@ -82,5 +82,5 @@ def list_recipes() -> list[str]:
 def recipe_values(name: str) -> dict:
     """The TrainConfig values of recipe `name` (plus `recipe=name`); CnnlabError for an unknown name."""
     if name not in RECIPES:
-        raise CnnlabError(f"unknown recipe {name!r}; choose from: {', '.join(list_recipes())}")
+        raise unknown_error("recipe", name, list_recipes(), "--recipe")
     return {**RECIPES[name], "recipe": name}

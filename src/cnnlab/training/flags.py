@@ -1,0 +1,110 @@
+"""TrainConfig's fields as `cnnlab train` flags: each flag's help is its field's own one-line comment in
+config.py (read from the source with ast/tokenize, so the comment is the one documentation), grouped by
+the section comments; choices come from the validation rules; every boolean has --X and --no-X.
+
+Every flag defaults to None (= not given), so a recipe or a resumed run's config.json fills what the
+user did not type (`cnnlab.training.cli.config_from_args`).
+"""
+
+import argparse
+import ast
+import inspect
+import io
+import tokenize
+from dataclasses import MISSING, fields
+from functools import lru_cache
+
+from cnnlab.training import config
+from cnnlab.training.config import TrainConfig
+from cnnlab.training.validate import RULES
+
+
+@lru_cache(maxsize=1)
+def field_docs() -> dict[str, tuple[str, str]]:
+    """{field name: (section comment above it, its own comment)} from TrainConfig's source."""
+    try:
+        src = inspect.getsource(config)
+    except (OSError, TypeError):  # no source shipped: flags still work, with plainer help
+        return {}
+    lines = src.splitlines()
+    comments = {
+        t.start[0]: t.string.lstrip("#").strip()
+        for t in tokenize.generate_tokens(io.StringIO(src).readline)
+        if t.type == tokenize.COMMENT
+    }
+    cls = next(n for n in ast.parse(src).body if isinstance(n, ast.ClassDef) and n.name == "TrainConfig")
+    docs, section, prev_end = {}, "", cls.lineno
+    for node in cls.body:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        for n in range(prev_end + 1, node.lineno):  # whole-line comments between fields: a section title
+            if n in comments and lines[n - 1].strip().startswith("#"):
+                section = comments[n]
+        own = " ".join(comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments)
+        docs[node.target.id] = (section, own)
+        prev_end = node.end_lineno
+    return docs
+
+
+def _default(f) -> object:
+    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    return "none" if value is None else str(value)
+
+
+def help_text(name: str, default: object) -> str:
+    """The field's comment, its choices and its default; '%' escaped for argparse."""
+    _, own = field_docs().get(name, ("", ""))
+    parts = [own or name.replace("_", " ")]
+    rule = RULES.get(name)
+    if rule is not None and rule.choices is not None:
+        parts.append(f"choices: {', '.join(rule.names())}")
+    elif rule is not None and rule.kind in (int, float):
+        parts.append(rule.allowed())
+    parts.append(f"default: {_shown(default)}")
+    return "; ".join(parts).replace("%", "%%")
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, in argument groups named by config.py's section comments."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in fields(TrainConfig):
+        section = field_docs().get(f.name, ("",))[0] or "settings"
+        group = groups.get(section) or groups.setdefault(section, p.add_argument_group(section))
+        flag, default = "--" + f.name.replace("_", "-"), _default(f)
+        help_ = help_text(f.name, default)
+        rule = RULES.get(f.name)
+        kind = rule.kind if rule is not None else type(default)
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        elif rule is not None and rule.size:
+            metavars = tuple(f"{f.name[0].upper()}{i + 1}" for i in range(rule.size))  # --betas B1 B2
+            nargs = rule.size if rule.size > 0 else "+"
+            group.add_argument(
+                flag, type=kind, nargs=nargs, default=None, metavar=metavars or None, help=help_
+            )
+        else:
+            metavar = "NAME" if rule is not None and rule.choices is not None else None
+            group.add_argument(flag, type=kind, default=None, metavar=metavar, help=help_)
+
+
+def flags_for(values: dict) -> list[str]:
+    """The command line that gives these TrainConfig values (None = not given): for re-launching."""
+    argv: list[str] = []
+    for name, value in values.items():
+        flag = "--" + name.replace("_", "-")
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif isinstance(value, (tuple, list)):
+            argv += [flag, *map(str, value)]
+        else:
+            argv += [flag, str(value)]
+    return argv

@@ -1,0 +1,148 @@
+"""Every TrainConfig field checked when the config is made (CLI, Python API, config.json on --resume):
+a rule per field (type, range, allowed names) and the combinations that cannot work. All problems are
+reported at once, one line each naming the flag, the value and what is allowed; exit code 2.
+
+A new TrainConfig field needs a rule in RULES (a test fails otherwise); a check that spans fields goes
+into COMBINATIONS with the fields it reads (skipped when one of them already failed its own rule).
+"""
+
+from collections.abc import Callable
+
+from cnnlab.errors import CnnlabError
+from cnnlab.options import BIG, Rule, problems, raise_problems
+
+# the names build_optimizer / lr_factor know (here, not in optim.py: config -> validate must not reach torch
+# code that imports config back)
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "onecycle", "cosine", "step")
+
+
+def _models() -> list[str]:
+    from cnnlab.models import list_models
+
+    return list_models()
+
+
+def _datasets() -> list[str]:
+    from cnnlab.data import list_datasets
+
+    return list_datasets()
+
+
+def _recipes() -> list[str]:
+    from cnnlab.training.recipes import list_recipes
+
+    return list_recipes()
+
+
+UNIT = dict(low=0, high=1, high_open=True)  # [0, 1)
+RULES: dict[str, Rule] = {
+    "model": Rule(str, choices=_models, what="model"),
+    "dataset": Rule(str, choices=_datasets, what="dataset"),
+    "data_dir": Rule(str, optional=True),
+    "width": Rule(float, 0, 16, low_open=True),  # > 16x the published widths is a typo, not a model
+    "aux": Rule(bool),
+    "epochs": Rule(int, 1, BIG),
+    "batch_size": Rule(int, 1, BIG),
+    "lr": Rule(float, 0, 1e3, low_open=True),
+    "optimizer": Rule(str, choices=OPTIMIZERS, what="optimizer"),
+    "betas": Rule(float, size=2, **UNIT),
+    "momentum": Rule(float, **UNIT),
+    "weight_decay": Rule(float, 0, 1e3),
+    "schedule": Rule(str, choices=SCHEDULES, what="schedule"),
+    "warmup_epochs": Rule(float, 0, BIG),
+    "label_smoothing": Rule(float, **UNIT),
+    "ema": Rule(float, **UNIT),
+    "augment": Rule(str),  # its terms are checked by cnnlab.data.augment.check_spec (COMBINATIONS)
+    "tta": Rule(bool),
+    "time_budget": Rule(float, 0, 1e9),
+    "recipe": Rule(str, choices=_recipes, what="recipe", optional=True),
+    "val_split": Rule(float, **UNIT),
+    "patience": Rule(int, 0, BIG),
+    "seed": Rule(int, 0, 2**32 - 1),  # the data-order/augmentation generators mix it into a 64-bit seed
+    "out": Rule(str),
+    "overwrite": Rule(bool),
+    "resume": Rule(bool),
+    "checkpoint_every": Rule(int, 0, BIG),
+    "deterministic": Rule(bool),
+    "threads": Rule(int, 0, 1024),
+    "channels_last": Rule(bool),
+    "sync_bn": Rule(bool),
+    "eval_batch_size": Rule(int, 1, BIG),
+    "tensorboard": Rule(bool),
+    "max_steps": Rule(int, 0, BIG),
+    "limit_train": Rule(int, 0, BIG),
+}
+
+
+def _resume_overwrite(c) -> str | None:
+    if c.resume and c.overwrite:
+        return "--resume and --overwrite exclude each other: continue the run in --out, or replace it"
+
+
+def _sync_bn(c) -> str | None:
+    if c.sync_bn:
+        import torch
+
+        if not torch.cuda.is_available():
+            return "--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation"
+
+
+def _warmup(c) -> str | None:
+    if c.warmup_epochs and c.warmup_epochs >= c.epochs:
+        return (
+            f"--warmup-epochs {c.warmup_epochs:g}: must be shorter than the run (--epochs {c.epochs}); "
+            "the learning rate would never reach its peak"
+        )
+
+
+def _patience(c) -> str | None:
+    if c.patience and not c.val_split:
+        return (
+            f"--patience {c.patience}: early stopping watches validation accuracy, so it needs "
+            "--val-split > 0 (e.g. --val-split 0.1)"
+        )
+
+
+def _augment(c) -> str | None:
+    from cnnlab.data.augment import check_spec
+
+    try:
+        check_spec(c.augment, c.dataset)
+    except CnnlabError as e:
+        return str(e)
+
+
+# (fields a check reads, the check): the check runs only when each of those fields passed its own rule
+COMBINATIONS: list[tuple[tuple[str, ...], Callable]] = [
+    (("resume", "overwrite"), _resume_overwrite),
+    (("sync_bn",), _sync_bn),
+    (("warmup_epochs", "epochs"), _warmup),
+    (("patience", "val_split"), _patience),
+    (("augment", "dataset"), _augment),
+]
+
+
+def validate(cfg) -> None:
+    """Check and normalise cfg in place (1 -> 1.0 for float fields, a list of betas -> tuple); raise
+    one CnnlabError (exit 2) listing every problem."""
+    values = {name: getattr(cfg, name) for name in RULES if hasattr(cfg, name)}
+    fixed, found = problems(RULES, values)
+    for name, value in fixed.items():
+        object.__setattr__(cfg, name, value)
+    lines = list(found.values())
+    for names, check in COMBINATIONS:
+        if not any(n in found for n in names):
+            problem = check(cfg)
+            if problem:
+                lines.append(problem)
+    raise_problems(lines)
+
+
+def check_train_size(cfg, n_train: int) -> None:
+    """After --val-split and --limit-train: there must be something left to train on."""
+    if n_train < 1:
+        raise CnnlabError(
+            f"no training images left after --val-split {cfg.val_split:g} and --limit-train "
+            f"{cfg.limit_train}; lower --val-split"
+        )
