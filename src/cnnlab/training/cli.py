@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cnnlab.errors import CnnlabError
 from cnnlab.training.config import TrainConfig
+from cnnlab.training.runs import resume_dir
 
 _HELP = {
     "model": "model name (see `cnnlab models`)",
@@ -58,7 +59,7 @@ def config_from_args(args) -> TrainConfig:
     the base is the run's own config.json, so `--resume --out OUT` alone continues it unchanged."""
     values = TrainConfig().to_dict()
     if getattr(args, "resume", None):
-        values.update(saved_config(Path(args.out or values["out"])))
+        values.update(saved_config(resume_dir(args.out)))
     elif getattr(args, "recipe", None):
         from cnnlab.training.recipes import recipe_values
 
@@ -70,13 +71,10 @@ def config_from_args(args) -> TrainConfig:
 
 
 def saved_config(out: Path) -> dict:
-    path = out / "config.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise CnnlabError(f"{path}: unreadable ({e}); cannot resume this run") from None
+    """The run's settings from its resume state, not config.json (which may be edited or missing)."""
+    from cnnlab.training.resume import saved_run_config
+
+    return saved_run_config(out)
 
 
 def run(args) -> int:
@@ -88,6 +86,11 @@ def run(args) -> int:
     if args.nproc > 1:
         from cnnlab.training.launch import launch
 
+        if not args.out and not args.resume:  # the workers write into one new numbered folder
+            from cnnlab.training.runs import new_run_dir
+
+            cfg = config_from_args(args)
+            args.out = str(new_run_dir(cfg.model, cfg.dataset))
         return launch(args)
     cfg = config_from_args(args)
     try:
