@@ -30,13 +30,15 @@ class Picture(NamedTuple):
 
 def _save(fig: Figure, out_png: str | Path, panels: int) -> Picture:
     """Render with Agg (explicitly, so no global backend is involved) and write the PNG."""
+    from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE
+
     out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=DPI)
     except OSError as e:
-        raise CnnlabError(f"cannot write {out}: {e.strerror or e}") from None
+        raise CnnlabError(f"cannot write {out}: {e.strerror or e}", EXIT_OUT_UNWRITABLE) from None
     return Picture(out, panels)
 
 

@@ -72,7 +72,7 @@ def config_from_args(args) -> TrainConfig:
 
 def saved_config(out: Path) -> dict:
     """The run's settings from its resume state, not config.json (which may be edited or missing)."""
-    from cnnlab.training.resume import saved_run_config
+    from cnnlab.training.resume_rules import saved_run_config
 
     return saved_run_config(out)
 
@@ -107,8 +107,17 @@ def run(args) -> int:
     if args.json and summary is not None:
         print(json.dumps(summary))
     elif summary is not None and summary.get("test_accuracy") is not None:
-        print(
-            f"done: test accuracy {summary['test_accuracy']:.4%} on {summary['test_images']} images in "
-            f"{summary['train_seconds']:.1f}s; checkpoint {summary['checkpoint']}"
-        )
+        print(done_line(summary))
     return 0
+
+
+def done_line(s: dict) -> str:
+    """The final line: the named checkpoint's own accuracy, then the last epoch's when that differs."""
+    val = f", val acc {s['val_accuracy']:.2%}" if s.get("val_accuracy") is not None else ""
+    line = (
+        f"done: {s['checkpoint']} (epoch {s['checkpoint_epoch']}): test acc {s['test_accuracy']:.2%}{val} "
+        f"on {s['test_images']} images; {s['train_seconds']:.1f}s"
+    )
+    if s.get("last_epoch") != s.get("checkpoint_epoch") and s.get("last_test_accuracy") is not None:
+        line += f"; last epoch {s['last_epoch']}: test acc {s['last_test_accuracy']:.2%}"
+    return line

@@ -110,11 +110,11 @@ def compute_loss(model: nn.Module, out, y: torch.Tensor, smoothing: float, scale
 def validate_names(cfg: TrainConfig) -> None:
     """Fail on a misspelt name before touching the disk or reading data."""
     from cnnlab.data import list_datasets
-    from cnnlab.models import list_models
+    from cnnlab.models import canonical_name, list_models
     from cnnlab.training.optim import OPTIMIZERS, SCHEDULES
 
     for what, value, names in (
-        ("model", cfg.model, list_models()),
+        ("model", canonical_name(cfg.model), list_models()),  # old spellings (vgg11_bn) still work
         ("dataset", cfg.dataset, list_datasets()),
         ("optimizer", cfg.optimizer, OPTIMIZERS),
         ("schedule", cfg.schedule, SCHEDULES),
@@ -298,10 +298,10 @@ def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log) -> f
     if score > best:
         save_checkpoint(out / "best", net, meta)
         best = score
-    val = f", val acc {row['val_accuracy']:.4f}" if val_x is not None else ""
+    val = f", val acc {row['val_accuracy']:.2%}" if val_x is not None else ""
     log(
         f"epoch {row['epoch']:>3}: train loss {row['train_loss']:.4f}, test loss {row['test_loss']:.4f}, "
-        f"test acc {row['test_accuracy']:.4%}{val}, {row['images_per_second']:.0f} img/s, {row['seconds']:.1f}s"
+        f"test acc {row['test_accuracy']:.2%}{val}, {row['images_per_second']:.0f} img/s, {row['seconds']:.1f}s"
     )
     return best
 
@@ -335,19 +335,42 @@ def checkpoint_meta(cfg: TrainConfig, model: nn.Module, data: Dataset) -> dict:
 
 
 def summarize(cfg, data, history, seconds, out) -> dict:
+    """The run's result: the accuracy of the checkpoint it names (best.safetensors, chosen on validation
+    when there is a split, else the last epoch) and, separately, the last epoch's."""
     last = history[-1] if history else {}
     imgs = sum(r["images_per_second"] * r["seconds"] for r in history)
-    return {
+    best = _best_metrics(out) or last
+    summary = {
         "model": cfg.model,
         "dataset": data.name,
-        "test_accuracy": last.get("test_accuracy"),
+        "checkpoint": str(out / "best.safetensors"),
+        "checkpoint_epoch": best.get("epoch"),
+        "test_accuracy": _num(best.get("test_accuracy")),
+        "val_accuracy": _num(best.get("val_accuracy")),
+        "last_epoch": last.get("epoch"),
+        "last_test_accuracy": _num(last.get("test_accuracy")),
         "test_images": len(data.test_y),
         "epochs": len(history),
-        "train_seconds": seconds,
-        "images_per_second": imgs / max(sum(r["seconds"] for r in history), 1e-9),
-        "checkpoint": str(out / "best.safetensors"),
+        "train_seconds": round(seconds, 2),
+        "images_per_second": round(imgs / max(sum(r["seconds"] for r in history), 1e-9), 1),
         "out": str(out),
     }
+    return summary
+
+
+def _best_metrics(out: Path) -> dict | None:
+    """The metrics row stored with best.safetensors (its epoch's numbers)."""
+    import json
+
+    try:
+        return json.loads((out / "best.json").read_text()).get("metrics") or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _num(x):
+    """Accuracies are ratios of counts: 6 decimals hold them exactly for up to a million images."""
+    return round(float(x), 6) if isinstance(x, (int, float)) else None
 
 
 def draw_curves(out: Path, log) -> None:
