@@ -92,13 +92,17 @@ class TimeBudget:
     @staticmethod
     def _agree(total: int) -> int:
         if dist.is_available() and dist.is_initialized():
-            # on the process group's device: NCCL only reduces CUDA tensors, gloo CPU ones
-            nccl = dist.get_backend() == "nccl"
-            device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
-            t = torch.tensor([total], dtype=torch.int64, device=device)
+            t = torch.tensor([total], dtype=torch.int64, device=group_device())
             dist.all_reduce(t, op=dist.ReduceOp.MIN)
             return int(t.item())
         return total
+
+
+def group_device() -> torch.device:
+    """Where the default process group's collectives take tensors: NCCL only CUDA ones, gloo CPU ones."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def start_budget(
