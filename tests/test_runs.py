@@ -115,3 +115,10 @@ def test_resume_refuses_shortening_and_other_settings(tmp_path):
         check_same_config(saved(), TrainConfig(epochs=5), tmp_path)
     with pytest.raises(CnnlabError, match="other settings: --lr"):
         check_same_config(saved(), TrainConfig(epochs=10, lr=0.1), tmp_path)
+
+
+def test_resume_without_out_or_latest_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CnnlabError, match="continues runs/latest, which does not exist"):
+        runs.run_folder(TrainConfig(resume=True))
+    assert not (tmp_path / "runs").exists()  # no stray runs/latest folder that would block the link

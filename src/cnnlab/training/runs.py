@@ -164,6 +164,10 @@ def resume_dir(out: str | None) -> Path:
 
 def run_folder(cfg) -> Path:
     """The folder this run writes to: --out as given, else a new numbered folder (--resume: runs/latest)."""
+    if cfg.resume and not cfg.out and not (RUNS / LATEST).exists():
+        raise CnnlabError(
+            f"--resume without --out continues {RUNS / LATEST}, which does not exist; pass --out RUN"
+        )
     if cfg.out or cfg.resume:
         return prepare_out(resume_dir(cfg.out), cfg.overwrite, cfg.resume)
     return prepare_out(new_run_dir(cfg.model, cfg.dataset), cfg.overwrite, cfg.resume)
