@@ -68,7 +68,7 @@ def test_loss_falls(run):
 def test_eval_reproduces_train_accuracy(run, cli):
     out, summary, _ = run
     result = json.loads(cli("eval", str(out), "--json").stdout)
-    assert result["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-9)
+    assert result["accuracy"] == summary["test_accuracy"]  # the checkpoint it names, exactly
     assert result["test_images"] == 2000 and len(result["confusion"]) == 10
     assert sum(map(sum, result["confusion"])) == 2000
 
@@ -120,10 +120,15 @@ def test_corrupt_checkpoint(run, cli, tmp_path):
     assert proc.returncode == 7 and "Traceback" not in proc.stderr and str(bad) in proc.stderr
 
 
-def test_checkpoint_dataset_mismatch(run, cli):
+def test_checkpoint_dataset_mismatch(run, cli, tmp_path):
+    """The data really loads (a t10k-only Fashion-MNIST-shaped folder), so only the mismatch check refuses."""
+    from test_predict_eval import t10k_folder
+
     out, _, _ = run
-    proc = cli("eval", str(out), "--dataset", "cifar10", "--data-dir", "/nonexistent", check=False)
+    data = t10k_folder(tmp_path / "fashion")
+    proc = cli("eval", str(out), "--dataset", "fashion-mnist", "--data-dir", str(data), check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "trained on mnist-sample" in proc.stderr and "T-shirt/top" in proc.stderr
 
 
 def test_refuses_existing_out(run, cli):

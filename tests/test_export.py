@@ -16,7 +16,7 @@ from cnnlab.models import get_model, list_models
 
 # one small member per family: the families share their code, so one each covers the exporter's cases
 # (plain convs, BatchNorm + residual adds, Inception concatenations, adaptive pooling)
-FAMILIES = {"chapter-cnn": 0.25, "vgg11_bn": 0.125, "resnet18": 0.125, "googlenet": 0.125, "fastnet-bn": 0.25}
+FAMILIES = {"chapter-cnn": 0.25, "vgg11-bn": 0.125, "resnet18": 0.125, "googlenet": 0.125, "fastnet-bn": 0.25}
 
 
 def make_checkpoint(folder, name: str, width: float):

@@ -24,11 +24,11 @@ PUBLISHED = {
     "vgg13": 133_047_848,
     "vgg16": 138_357_544,
     "vgg19": 143_667_240,
-    "vgg11_bn": 132_868_840,
-    "vgg13_bn": 133_053_736,
-    "vgg16_bn": 138_365_992,
-    "vgg19_bn": 143_678_248,
-    "googlenet_tv": 6_624_904,
+    "vgg11-bn": 132_868_840,
+    "vgg13-bn": 133_053_736,
+    "vgg16-bn": 138_365_992,
+    "vgg19-bn": 143_678_248,
+    "googlenet-tv": 6_624_904,
     "resnet18": 11_689_512,
     "resnet34": 21_797_672,
     "resnet50": 25_557_032,
@@ -117,7 +117,7 @@ def test_googlenet_documented_counts():
     # the paper's 5x5 kernels (torchvision has 3x3, pytorch/vision#906), and both with the two aux heads
     assert n_params(imagenet("googlenet", aux_logits=False)) == 7_005_832
     assert n_params(imagenet("googlenet")) == 13_385_816
-    assert n_params(imagenet("googlenet_tv")) == 13_004_888
+    assert n_params(imagenet("googlenet-tv")) == 13_004_888
 
 
 def _aux_outputs(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -127,7 +127,7 @@ def _aux_outputs(model: nn.Module) -> dict[str, torch.Tensor]:
     return seen
 
 
-@pytest.mark.parametrize("name", ["googlenet", "googlenet_tv"])
+@pytest.mark.parametrize("name", ["googlenet", "googlenet-tv"])
 @pytest.mark.parametrize("shape", SMALL_SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_googlenet_returns_logits_aux2_aux1_in_training(name, shape):
     model = build(name, shape)

@@ -85,5 +85,5 @@ def test_models_imagenet_form(cli):
     rows = {r["name"]: r for r in json.loads(proc.stdout)["models"]}
     assert rows["resnet50"]["params"] == 25_557_032
     assert rows["vgg16"]["params"] == 138_357_544
-    assert rows["googlenet_tv"]["params"] == 13_004_888  # built with its aux heads
+    assert rows["googlenet-tv"]["params"] == 13_004_888  # built with its aux heads
     assert round(rows["resnet50"]["macs"] / 1e9, 2) == 4.09  # torchvision's 4.09 GFLOPS (multiply-adds)

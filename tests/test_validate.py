@@ -226,14 +226,18 @@ def test_version(capsys):
 
 
 def test_bad_saved_config_is_named_on_resume(capsys, tmp_path):
+    """--resume takes the settings from the resume state (not config.json); they pass the same checks."""
+    import torch
+
     out = tmp_path / "r"
     out.mkdir()
-    (out / "config.json").write_text(json.dumps({**TrainConfig().to_dict(), "lr": -1, "epochs": "3"}))
+    bad = {**TrainConfig().to_dict(), "lr": -1, "epochs": "3"}
+    torch.save({"format": "cnnlab-state/1", "meta": {"config": bad}}, out / "state.pt")
     code, err = run_main(capsys, "train", "--resume", "--out", str(out))
     assert code == 2
     assert err.splitlines() == [
-        f"cnnlab: error: {out / 'config.json'}: --epochs '3': must be a whole number >= 1",
-        f"cnnlab: error: {out / 'config.json'}: --lr -1.0: must be a finite number in (0, 1000]",
+        f"cnnlab: error: {out / 'state.pt'}: --epochs '3': must be a whole number >= 1",
+        f"cnnlab: error: {out / 'state.pt'}: --lr -1.0: must be a finite number in (0, 1000]",
     ]
 
 
@@ -281,9 +285,12 @@ def test_resume_of_a_run_made_with_overwrite_is_not_a_conflict(tmp_path):
     from cnnlab.cli import build_parser
     from cnnlab.training.cli import config_from_args
 
+    import torch
+
     out = tmp_path / "r"
     out.mkdir()
-    (out / "config.json").write_text(json.dumps({**TrainConfig().to_dict(), "overwrite": True, "lr": 0.01}))
+    saved = {**TrainConfig().to_dict(), "overwrite": True, "lr": 0.01}
+    torch.save({"format": "cnnlab-state/1", "meta": {"config": saved}}, out / "state.pt")
     cfg = config_from_args(build_parser("train").parse_args(["train", "--resume", "--out", str(out)]))
     assert cfg.resume and not cfg.overwrite and cfg.lr == 0.01 and cfg.betas == (0.9, 0.999)
     args = build_parser("train").parse_args(["train", "--resume", "--overwrite", "--out", str(out)])

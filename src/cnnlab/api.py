@@ -41,12 +41,12 @@ def evaluate(
     dataset: str | None = None,
     data_dir: str | None = None,
     batch_size: int = 1024,
-    tta: bool = False,
+    tta: bool | None = None,
     plot: bool | str | Path = False,
 ) -> dict:
     """Accuracy, per-class accuracy and confusion matrix on every test image: what `cnnlab eval --json`
     prints. `checkpoint` is a run folder (its best checkpoint), a .safetensors file or the pair
-    `load_checkpoint` returns; `dataset` defaults to the checkpoint's own. `plot=True` also writes
+    `load_checkpoint` returns; `dataset` defaults to the checkpoint's own; `tta` None = as the run evaluated. `plot=True` also writes
     confusion.png next to the checkpoint (a path: there) and adds its path under "plot"."""
     from cnnlab.evaluate import evaluate_checkpoint
 

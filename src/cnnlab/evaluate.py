@@ -1,8 +1,10 @@
 """Evaluation on every test image (the chapter's drop_last=True silently skipped 16 of 10,000),
 and the `cnnlab eval` command: accuracy, per-class accuracy, confusion matrix."""
 
+import argparse
 import json
 import sys
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -16,14 +18,11 @@ def predict_logits(
     model: nn.Module, x: torch.Tensor, mean, std, batch_size: int = 1024, tta: bool = False
 ) -> torch.Tensor:
     """Logits for all of uint8 x (N x C x H x W) in large batches; tta also averages a 1-px shift pair."""
+    # The model's memory format is the caller's choice (load_checkpoint sets channels_last once); it is
+    # never changed here, since the server calls this from several threads on one shared model.
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    if not was_training and device.type == "cpu":
-        # A model handed over in eval mode (`cnnlab eval`/`predict`, a loaded checkpoint) runs channels_last:
-        # oneDNN's NHWC convolutions gave 2.4x the images per CPU-second on fastnet (see BENCHMARKS.md).
-        # A model mid-training keeps the layout its trainer chose (DDP's gradient buckets depend on it).
-        model.to(memory_format=torch.channels_last)
     outs = []
     for i in range(0, len(x), batch_size):
         xb = to_float(x[i : i + batch_size].to(device), mean, std)
@@ -40,7 +39,9 @@ def predict_logits(
 def evaluate(model, x, y, mean, std, batch_size: int = 1024, tta: bool = False) -> tuple[float, float]:
     """(mean cross-entropy, accuracy 0..1) over every image in x."""
     logits = predict_logits(model, x, mean, std, batch_size, tta)
-    return F.cross_entropy(logits, y.cpu()).item(), (logits.argmax(1) == y.cpu()).float().mean().item()
+    correct = int((logits.argmax(1) == y.cpu()).sum())
+    # a ratio of counts in Python floats: 0.9891, not float32's 0.9890999794006348
+    return F.cross_entropy(logits, y.cpu()).item(), correct / max(len(y), 1)
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -60,13 +61,43 @@ def format_confusion(conf: torch.Tensor, classes: list[str]) -> str:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("checkpoint", help="run folder or .safetensors file")
+    p.add_argument("checkpoint", help="run folder, .safetensors file or its .json")
     p.add_argument("--dataset", help="dataset to evaluate on (default: the checkpoint's own)")
-    p.add_argument("--data-dir", help="folder holding the dataset files")
+    p.add_argument("--data-dir", help="folder holding the dataset files (default: the one the run used)")
     p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--tta", action="store_true", help="test-time augmentation (1-px shifts)")
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="test-time augmentation, 1-px shifts (default: as the run evaluated)",
+    )
     p.add_argument("--plot", metavar="PNG", nargs="?", const="", help="also draw the confusion matrix (PNG)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def eval_data(meta: dict, dataset: str | None, data_dir: str | None, progress: bool):
+    """The test split to evaluate on: the checkpoint's dataset unless told otherwise, read from --data-dir,
+    else the folder the run itself used (when it still exists), else the usual places."""
+    from cnnlab.data.test_split import load_test_split
+    from cnnlab.errors import CnnlabError
+
+    name = dataset or meta["dataset"]
+    recorded = (meta.get("config") or {}).get("data_dir")
+    if data_dir is None and name == meta["dataset"] and recorded and Path(recorded).is_dir():
+        data_dir = recorded
+    data = load_test_split(name, data_dir, progress=progress)
+    if tuple(data.shape) != tuple(meta["input_shape"]) or list(data.classes) != list(meta["classes"]):
+        raise CnnlabError(
+            f"the checkpoint was trained on {meta['dataset']} ({list(meta['input_shape'])} images, classes "
+            f"{_short(meta['classes'])}); {data.name} has {list(data.shape)} images, classes "
+            f"{_short(data.classes)}: its accuracy would mean nothing"
+        )
+    return data
+
+
+def _short(classes) -> str:
+    names = ", ".join(map(str, classes[:4]))
+    return f"[{names}{', ...' if len(classes) > 4 else ''}] ({len(classes)})"
 
 
 def evaluate_checkpoint(
@@ -74,68 +105,82 @@ def evaluate_checkpoint(
     dataset: str | None = None,
     data_dir: str | None = None,
     batch_size: int = 1024,
-    tta: bool = False,
+    tta: bool | None = None,
     plot: str | None = None,
     progress: bool = True,
 ) -> dict:
     """What `cnnlab eval --json` prints, for a run folder, checkpoint file or (model, meta) pair: accuracy,
-    per-class accuracy and confusion matrix on every test image. `plot` = None: no picture; "": the
-    confusion matrix as confusion.png next to the checkpoint; a path: there."""
+    per-class accuracy and confusion matrix on every test image. `tta` None: as the run evaluated.
+    `plot` = None: no picture; "": the confusion matrix as confusion.png next to the checkpoint; a path: there."""
     import time
-    from pathlib import Path
 
     from cnnlab.checkpoint import as_loaded, resolve
-    from cnnlab.data import load_dataset
-    from cnnlab.errors import CnnlabError
+    from cnnlab.checkpoint_meta import tta_of
 
     model, meta = as_loaded(checkpoint)
-    data = load_dataset(dataset or meta["dataset"], data_dir, progress=progress)
-    if tuple(data.shape) != tuple(meta["input_shape"]) or len(data.classes) != len(meta["classes"]):
-        raise CnnlabError(
-            f"checkpoint expects {meta['input_shape']} images with {len(meta['classes'])} classes; "
-            f"{data.name} has {list(data.shape)} with {len(data.classes)}"
-        )
+    data = eval_data(meta, dataset, data_dir, progress=progress)
+    tta = tta_of(meta) if tta is None else tta
     t0 = time.perf_counter()
     logits = predict_logits(model, data.test_x, meta["mean"], meta["std"], batch_size, tta)
     seconds = time.perf_counter() - t0
     pred = logits.argmax(1)
     conf = confusion_matrix(pred, data.test_y, len(data.classes))
-    per_class = (conf.diag().float() / conf.sum(1).clamp(min=1)).tolist()
+    correct, total = int(conf.diag().sum()), len(data.test_y)
+    per_class = [round(c / max(n, 1), 6) for c, n in zip(conf.diag().tolist(), conf.sum(1).tolist())]
     path = None if isinstance(checkpoint, tuple) else resolve(checkpoint)
     result = {
         "checkpoint": None if path is None else str(path),
         "dataset": data.name,
-        "accuracy": (pred == data.test_y).float().mean().item(),
-        "test_images": len(data.test_y),
-        "images_per_second": len(data.test_y) / seconds,
+        "accuracy": round(correct / max(total, 1), 6),
+        "correct": correct,
+        "total": total,
+        "test_images": total,
+        "tta": tta,
+        "images_per_second": round(total / seconds, 1),
         "per_class": dict(zip(data.classes, per_class)),
         "confusion": conf.tolist(),
     }
     if plot is not None:
-        from cnnlab.inside.plots import confusion_figure, save
-
-        png = Path(plot or (path.with_name("confusion.png") if path else "confusion.png"))
-        save(confusion_figure(conf.tolist(), data.classes), png)
-        result["plot"] = str(png)
+        result["plot"] = str(draw_confusion(result, plot))
     return result
+
+
+def draw_confusion(result: dict, plot: str) -> Path:
+    from cnnlab.inside.plots import confusion_figure, save
+
+    path = result["checkpoint"]
+    png = Path(plot or (Path(path).with_name("confusion.png") if path else "confusion.png"))
+    save(confusion_figure(result["confusion"], list(result["per_class"])), png)
+    return png
 
 
 def run(args) -> int:
     result = evaluate_checkpoint(
-        args.checkpoint, args.dataset, args.data_dir, args.batch_size, args.tta, args.plot, not args.json
+        args.checkpoint, args.dataset, args.data_dir, args.batch_size, args.tta, None, not args.json
     )
+    if not args.json:  # the numbers first: a plot that cannot be written must not lose them
+        print_result(result)
+    if args.plot is not None:
+        try:
+            result["plot"] = str(draw_confusion(result, args.plot))
+        except Exception:
+            if args.json:
+                print(json.dumps(result))
+            raise
+        if not args.json:
+            print(f"confusion matrix picture: {result['plot']}")
     if args.json:
         print(json.dumps(result))
-        return 0
-    out = sys.stdout
+    return 0
+
+
+def print_result(result: dict) -> None:
+    tta = ", with TTA" if result["tta"] else ""
     print(
-        f"{result['dataset']} test: accuracy {result['accuracy']:.4%} on {result['test_images']} images "
-        f"({result['images_per_second']:.0f} images/s)",
-        file=out,
+        f"{result['dataset']} test: accuracy {result['accuracy']:.2%} ({result['correct']}/{result['total']} "
+        f"images{tta}, {result['images_per_second']:.0f} images/s)"
     )
     for name, acc in result["per_class"].items():
-        print(f"  {name:>12}: {acc:.4%}", file=out)
-    print(format_confusion(torch.tensor(result["confusion"]), list(result["per_class"])), file=out)
-    if "plot" in result:
-        print(f"confusion matrix picture: {result['plot']}", file=out)
-    return 0
+        print(f"  {name:>12}: {acc:.2%}")
+    print(format_confusion(torch.tensor(result["confusion"]), list(result["per_class"])))
+    sys.stdout.flush()

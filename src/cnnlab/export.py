@@ -17,6 +17,7 @@ import inspect
 import io
 import json
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from cnnlab.checkpoint import atomic_write, load_checkpoint
+from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE, atomic_write, load_checkpoint
 from cnnlab.data import load_dataset, to_float
 from cnnlab.errors import CnnlabError
 
@@ -144,7 +145,9 @@ def run(args: argparse.Namespace) -> int:
         raise CnnlabError(f"--tolerance must be >= 0, got {args.tolerance}")
     out = Path(args.out)
     if not out.parent.is_dir():
-        raise CnnlabError(f"{out.parent} is not a folder")
+        raise CnnlabError(f"cannot write {out}: {out.parent} is not a folder", EXIT_OUT_UNWRITABLE)
+    if not os.access(out.parent, os.W_OK):  # before minutes of tracing: one line, the write exit code
+        raise CnnlabError(f"cannot write {out}: {out.parent} is not writable", EXIT_OUT_UNWRITABLE)
     model, meta = load_checkpoint(args.checkpoint)
     opset = export_onnx(model, meta, out, args.opset)
     images, what = check_images(meta, args.data_dir)

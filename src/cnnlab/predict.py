@@ -44,7 +44,10 @@ def open_image(source: str | Path | bytes, name: str = "image") -> Image.Image:
 
 
 def _grey_on_white(img: Image.Image) -> np.ndarray:
-    """Greyscale float array 0..255; transparent pixels become white paper."""
+    """Greyscale float array 0..255; transparent pixels become white paper; 16-bit and float images are
+    scaled by their bit depth (Pillow's convert("L") would clip them, turning a 16-bit scan white)."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        return _deep_grey(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -52,16 +55,35 @@ def _grey_on_white(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.float32)
 
 
+def _deep_grey(img: Image.Image) -> np.ndarray:
+    """One channel of more than 8 bits -> 0..255. Integers: by their bit depth (16 bits, the usual case
+    of mode "I" too, unless the values fit 8 bits); floats: 0..1 when they fit, else like integers."""
+    a = np.asarray(img, dtype=np.float64)
+    top = float(a.max()) if a.size else 0.0
+    if img.mode == "F" and top <= 1.0:
+        scale = 1.0
+    elif top <= 255 and img.mode in ("I", "F"):
+        scale = 255.0
+    else:
+        scale = 65535.0
+    return (np.clip(a / scale, 0, 1) * 255).astype(np.float32)
+
+
+def _border(a: np.ndarray) -> np.ndarray:
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+
+
 def _ink(grey: np.ndarray) -> np.ndarray:
     """Ink = bright on dark. The border's median tells the background: light paper gets inverted."""
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    return 255.0 - grey if np.median(border) > 127 else grey
+    return 255.0 - grey if np.median(_border(grey)) > 127 else grey
 
 
 def mnist_style(img: Image.Image, size: int = 28, box: int = 20) -> torch.Tensor:
     """1 x size x size uint8, MNIST's own recipe (see module docstring)."""
     ink = _ink(_grey_on_white(img))
-    ink = np.clip(ink - np.percentile(ink, 50), 0, None)  # flatten paper texture / JPEG noise to 0
+    # the background is what the border shows (the whole image's median would be ink when a bold digit
+    # covers more than half of it); subtracting it flattens paper texture / JPEG noise to 0
+    ink = np.clip(ink - np.median(_border(ink)), 0, None)
     if ink.max() < 25:
         raise CnnlabError("image is blank: no ink found")
     ys, xs = np.nonzero(ink > 0.2 * ink.max())
@@ -111,15 +133,16 @@ def load_image(path: str | Path, meta: dict | None = None) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict(model, meta: dict, images: torch.Tensor) -> torch.Tensor:
-    """Class probabilities (N x classes) for uint8 N x C x H x W inputs."""
+    """Class probabilities (N x classes) for uint8 N x C x H x W inputs, with the run's own TTA setting."""
+    from cnnlab.checkpoint_meta import tta_of
     from cnnlab.evaluate import predict_logits
 
-    return predict_logits(model, images, meta["mean"], meta["std"]).softmax(1)
+    return predict_logits(model, images, meta["mean"], meta["std"], tta=tta_of(meta)).softmax(1)
 
 
 def add_arguments(p) -> None:
-    p.add_argument("checkpoint", help="run folder or .safetensors file")
-    p.add_argument("images", nargs="+", help="PNG/JPEG files of any size, colour or polarity")
+    p.add_argument("checkpoint", help="run folder, .safetensors file or its .json")
+    p.add_argument("images", nargs="+", help="PNG/JPEG/TIFF files of any size, bit depth, colour or polarity")
     p.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
     p.add_argument("--save-input", metavar="DIR", help="also save each preprocessed input as PNG here")
     p.add_argument("--json", action="store_true", help="a JSON list on stdout")
@@ -127,17 +150,28 @@ def add_arguments(p) -> None:
 
 def predict_records(checkpoint, images, top: int = 3, save_input: str | Path | None = None) -> list[dict]:
     """What `cnnlab predict --json` prints: one record per image (a file path or a PIL image) for a run
-    folder, checkpoint file or (model, meta) pair. `save_input`: also write each model input as PNG there."""
+    folder, checkpoint file or (model, meta) pair. Each image on its own: one that cannot be read or has
+    no ink gets a record with an `error` field, the others are predicted. `save_input`: also write each
+    model input as PNG there (a/7.png and b/7.png become 7.png and 7-2.png)."""
     from cnnlab.checkpoint import as_loaded
 
-    model, meta = as_loaded(checkpoint)
     names = [None if isinstance(i, Image.Image) else str(i) for i in images]
-    inputs = torch.stack(
-        [prepare(i, meta) if isinstance(i, Image.Image) else load_image(i, meta) for i in images]
-    )
-    probs = predict(model, meta, inputs)
+    save_to = saved_names(save_input, [n or f"image-{k}" for k, n in enumerate(names)])  # DIR checked first
+    model, meta = as_loaded(checkpoint)
+    inputs, errors = {}, {}
+    for i, (img, name) in enumerate(zip(images, names)):
+        try:
+            inputs[i] = prepare(img, meta) if name is None else load_image(img, meta)
+        except CnnlabError as e:
+            label = name or f"image {i}"
+            errors[i] = str(e) if str(e).startswith(label) else f"{label}: {e}"
+    probs = dict(zip(inputs, predict(model, meta, torch.stack(list(inputs.values()))))) if inputs else {}
     results = []
-    for n, (name, x, p) in enumerate(zip(names, inputs, probs)):
+    for i, name in enumerate(names):
+        if i in errors:
+            results.append({"file": name, "error": errors[i]})
+            continue
+        p = probs[i]
         best = p.topk(min(top, len(p)))
         results.append(
             {
@@ -146,24 +180,63 @@ def predict_records(checkpoint, images, top: int = 3, save_input: str | Path | N
                 "label": meta["classes"][int(best.indices[0])],
                 "probabilities": [round(v, 6) for v in p.tolist()],
                 "top": [
-                    {"label": meta["classes"][int(i)], "probability": float(v)}
-                    for v, i in zip(best.values, best.indices)
+                    {"label": meta["classes"][int(k)], "probability": round(float(v), 6)}
+                    for v, k in zip(best.values, best.indices)
                 ],
             }
         )
-        if save_input:
-            Path(save_input).mkdir(parents=True, exist_ok=True)
-            stem = Path(name).stem if name else f"image-{n}"
-            Image.fromarray(x.permute(1, 2, 0).squeeze(-1).numpy()).save(Path(save_input) / (stem + ".png"))
+    if save_to is not None:
+        save_inputs({save_to[i]: x for i, x in inputs.items()})
     return results
 
 
 def run(args) -> int:
+    """The exit code is 2 when any file failed; the others are still predicted and printed."""
     results = predict_records(args.checkpoint, args.images, args.top, args.save_input)
+    failed = sum("error" in r for r in results)
     if args.json:
         print(json.dumps(results))
-        return 0
-    for r in results:
-        tops = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in r["top"])
-        print(f"{r['file']}: {r['label']}  ({tops})", file=sys.stdout)
-    return 0
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"cnnlab: error: {r['error']}", file=sys.stderr)
+                continue
+            tops = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in r["top"])
+            print(f"{r['file']}: {r['label']}  ({tops})", file=sys.stdout)
+    if failed and len(results) > 1:
+        print(f"cnnlab: {failed} of {len(results)} files failed", file=sys.stderr)
+    return 2 if failed else 0
+
+
+# ---- --save-input: one PNG per input, named after it; a/7.png, b/7.png -> 7.png, 7-2.png
+
+
+def saved_names(save_dir: str | None, files: list[str]) -> dict | None:
+    """{input index: PNG path} for --save-input, or None; a DIR that is a file is refused up front."""
+    if not save_dir:
+        return None
+    folder = Path(save_dir)
+    if folder.exists() and not folder.is_dir():
+        raise CnnlabError(f"--save-input {folder}: is a file, not a folder")
+    names, used = {}, set()
+    for i, f in enumerate(files):
+        stem, n = Path(f).stem or "input", 1
+        name = f"{stem}.png"
+        while name in used:
+            n += 1
+            name = f"{stem}-{n}.png"
+        used.add(name)
+        names[i] = folder / name
+    return names
+
+
+def save_inputs(images: dict[Path, torch.Tensor]) -> None:
+    """Write each uint8 C x H x W input as a PNG (greyscale or RGB)."""
+    from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE
+
+    for path, x in images.items():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x.permute(1, 2, 0).squeeze(-1).numpy()).save(path)
+        except OSError as e:
+            raise CnnlabError(f"cannot write {path}: {e.strerror or e}", EXIT_OUT_UNWRITABLE) from None

@@ -88,6 +88,9 @@ def load_dataset(
         parts = (x[:SAMPLE_TRAIN], y[:SAMPLE_TRAIN], x[SAMPLE_TRAIN:], y[SAMPLE_TRAIN:])
     else:
         folder = sources.locate(name, data_dir, download=download, progress=progress)
+        from cnnlab.data.identity import check_files
+
+        check_files(name, folder)  # e.g. Fashion-MNIST files given as MNIST: refused by their MD5s
         if info.kind == "cifar":
             parts = (
                 *cifar.read_split(folder, cifar.TRAIN_BATCHES),

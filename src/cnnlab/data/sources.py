@@ -130,9 +130,18 @@ def _complete(folder: Path, source: Source) -> bool:
     return all(_present(folder, f.name) for f in source.files)
 
 
-def locate(name: str, data_dir: str | None = None, download: bool = True, progress: bool = True) -> Path:
-    """The folder holding dataset `name`'s files, downloading into the cache if needed."""
+def locate(
+    name: str,
+    data_dir: str | None = None,
+    download: bool = True,
+    progress: bool = True,
+    only: tuple[str, ...] | None = None,
+) -> Path:
+    """The folder holding dataset `name`'s files, downloading into the cache if needed; `only` (file
+    names) narrows what must be present, e.g. the test split alone for `cnnlab eval`."""
     source = SOURCES[name]
+    if only is not None:
+        source = Source(tuple(f for f in source.files if f.name in only), source.mirrors)
     if data_dir is not None:
         for folder in (Path(data_dir), Path(data_dir) / name):
             if _complete(folder, source):
@@ -146,7 +155,7 @@ def locate(name: str, data_dir: str | None = None, download: bool = True, progre
             return folder
         tried.append(str(folder))
     if download:
-        return fetch(name, cache_dir(name), progress=progress)
+        return fetch(name, cache_dir(name), progress=progress, only=only)
     raise CnnlabError(_not_found(name, tried))
 
 
@@ -159,11 +168,19 @@ def _not_found(name: str, tried: list[str]) -> str:
     )
 
 
-def fetch(name: str, dest: Path, mirrors: tuple[str, ...] | None = None, progress: bool = True) -> Path:
-    """Download every missing file of `name` into dest; mirrors default to the dataset's own."""
+def fetch(
+    name: str,
+    dest: Path,
+    mirrors: tuple[str, ...] | None = None,
+    progress: bool = True,
+    only: tuple[str, ...] | None = None,
+) -> Path:
+    """Download every missing file of `name` (or those in `only`) into dest; mirrors default to its own."""
     source = SOURCES[name]
     mirrors = mirrors or source.mirrors
     for spec in source.files:
+        if only is not None and spec.name not in only:
+            continue
         if _present(dest, spec.name) is None:
             download_file(spec, mirrors, dest, progress=progress, dataset=name)
     return dest

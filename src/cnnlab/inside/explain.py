@@ -148,6 +148,14 @@ def explain_output_size(args: argparse.Namespace, ex: Explanation) -> None:
     ex.say(f"       = floor(({i} - {k} + 2*{p}) / {s}) + 1 = floor({i - k + 2 * p} / {s}) + 1 = {ex.result}")
 
 
+def times(dense: int, conv: int) -> str:
+    """'N x more' or 'N x fewer' for the dense layer against the conv (never '0x more')."""
+    big, small = max(dense, conv), max(min(dense, conv), 1)
+    ratio = big / small
+    text = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.1f}"
+    return f"{text}x more" if dense >= conv else f"{text}x fewer"
+
+
 def explain_parameters(args: argparse.Namespace, ex: Explanation) -> None:
     name = args.model or (args.values[0] if len(args.values) == 1 else None)
     if name is None:
@@ -170,7 +178,7 @@ def explain_parameters(args: argparse.Namespace, ex: Explanation) -> None:
         weights = f"{m.out_channels}x{m.in_channels // m.groups}x{shape_str(m.kernel_size)}"
         ex.say(
             f"{layer}: conv {weights} weights + {0 if m.bias is None else m.out_channels} biases = {params:,};"
-            f" dense {shape_str(shape_in)} -> {shape_str(shape_out)} = {dense:,} ({dense / params:,.0f}x more)"
+            f" dense {shape_str(shape_in)} -> {shape_str(shape_out)} = {dense:,} ({times(dense, params)})"
         )
         rows.append({"layer": layer, "params": params, "dense_params": dense})
     total = sum(p.numel() for p in model.parameters())

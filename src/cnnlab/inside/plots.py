@@ -57,12 +57,14 @@ def _done(fig: Figure, panels: int) -> Figure:
 
 def save(fig: Figure, out_png: str | Path) -> Picture:
     """Render `fig` with Agg and write it as PNG (creating the folder); bad paths give a CnnlabError."""
+    from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE
+
     out = Path(out_png)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         _render(fig, out)
     except OSError as e:
-        raise CnnlabError(f"cannot write {out}: {e.strerror or e}") from None
+        raise CnnlabError(f"cannot write {out}: {e.strerror or e}", EXIT_OUT_UNWRITABLE) from None
     return Picture(out, getattr(fig, "panels", len(fig.axes)))
 
 

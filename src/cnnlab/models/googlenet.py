@@ -224,6 +224,6 @@ def googlenet(**kwargs: Any) -> GoogLeNet:
     return GoogLeNet(kernel5=5, **kwargs)
 
 
-@register_model("googlenet_tv")
+@register_model("googlenet-tv", aliases=("googlenet_tv",))
 def googlenet_tv(**kwargs: Any) -> GoogLeNet:
     return GoogLeNet(kernel5=3, **kwargs)

@@ -156,21 +156,21 @@ def vgg19(**kwargs: Any) -> VGG:
     return VGG(CFGS["E"], batch_norm=False, **kwargs)
 
 
-@register_model("vgg11_bn")
+@register_model("vgg11-bn", aliases=("vgg11_bn",))
 def vgg11_bn(**kwargs: Any) -> VGG:
     return VGG(CFGS["A"], batch_norm=True, **kwargs)
 
 
-@register_model("vgg13_bn")
+@register_model("vgg13-bn", aliases=("vgg13_bn",))
 def vgg13_bn(**kwargs: Any) -> VGG:
     return VGG(CFGS["B"], batch_norm=True, **kwargs)
 
 
-@register_model("vgg16_bn")
+@register_model("vgg16-bn", aliases=("vgg16_bn",))
 def vgg16_bn(**kwargs: Any) -> VGG:
     return VGG(CFGS["D"], batch_norm=True, **kwargs)
 
 
-@register_model("vgg19_bn")
+@register_model("vgg19-bn", aliases=("vgg19_bn",))
 def vgg19_bn(**kwargs: Any) -> VGG:
     return VGG(CFGS["E"], batch_norm=True, **kwargs)

@@ -5,8 +5,8 @@ How: the first few steps are timed (after a short warm-up, since oneDNN builds i
 calls); the planner then picks the largest step count T whose predicted time fits, counting one evaluation
 per epoch end it crosses plus the final one. It re-plans at every 10% of T with the real elapsed time, so
 a machine that slows down (other jobs) shortens the run instead of overrunning it. The LR scheduler reads
-`total` live (see `cnnlab.training.optim.build_scheduler`), and the plan is written into `cfg.max_steps`, which the
-training loop already obeys. The time between the last step of an epoch and the first of the next
+`total` live (see `cnnlab.training.optim.build_scheduler`), and `update` returns the plan, which the
+training loop uses as its step limit (the config itself is never written: it is what the user asked for). The time between the last step of an epoch and the first of the next
 (evaluation + checkpoint) is measured as it happens and used from then on.
 
 `--epochs` and `--max-steps` stay upper bounds: the budget shortens a run to fit, it never lengthens it
@@ -29,7 +29,6 @@ SAFETY = 0.03  # keep 3% of the budget spare for the summary, plots and timing n
 
 class TimeBudget:
     def __init__(self, cfg: TrainConfig, steps_per_epoch: int, cap: int, eval_fraction: float):
-        self.cfg = cfg  # its max_steps is overwritten with the plan
         self.seconds = cfg.time_budget
         self.steps_per_epoch = steps_per_epoch
         self.cap = cap  # steps of --epochs, or --max-steps if smaller: never planned past this
@@ -42,8 +41,9 @@ class TimeBudget:
         self._step_times: list[float] = []
         self._next_plan = PROBE_STEPS
 
-    def update(self, step: int) -> None:
-        """Call before every optimiser step with the number of steps done; re-plans when due.
+    def update(self, step: int) -> int:
+        """Call before every optimiser step with the number of steps done; re-plans when due and returns
+        the planned total number of steps.
 
         Plans are due at fixed step counts (4, 8, 16, ... then every 10% of the plan), never on a clock,
         so DDP ranks always plan, and all_reduce, together."""
@@ -54,7 +54,7 @@ class TimeBudget:
                 self.check_one_step_fits()
             self.total = self._agree(self.plan(step, now))
             self._next_plan = step + max(1, min(step, self.total // 10))
-            self.cfg.max_steps = self.total
+        return self.total
 
     def _observe(self, step: int, now: float) -> None:
         if self._last is not None and step == self._last[0] + 1:
@@ -106,10 +106,17 @@ class TimeBudget:
     @staticmethod
     def _agree(total: int) -> int:
         if dist.is_available() and dist.is_initialized():
-            t = torch.tensor([total], dtype=torch.int64)
+            t = torch.tensor([total], dtype=torch.int64, device=group_device())
             dist.all_reduce(t, op=dist.ReduceOp.MIN)
             return int(t.item())
         return total
+
+
+def group_device() -> torch.device:
+    """Where the default process group's collectives take tensors: NCCL only CUDA ones, gloo CPU ones."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def start_budget(

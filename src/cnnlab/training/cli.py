@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cnnlab.errors import CnnlabError
 from cnnlab.training.config import TrainConfig
+from cnnlab.training.runs import resume_dir
 
 
 def add_arguments(p) -> None:
@@ -25,7 +26,7 @@ def config_from_args(args) -> TrainConfig:
     the base is the run's own config.json, so `--resume --out OUT` alone continues it unchanged."""
     values = TrainConfig().to_dict()
     if getattr(args, "resume", None):
-        values.update(saved_config(Path(args.out or values["out"])))
+        values.update(saved_config(resume_dir(args.out)))
         values["overwrite"] = False  # the first run's --overwrite is history, not a request to replace it
     elif getattr(args, "recipe", None):
         from cnnlab.training.recipes import recipe_values
@@ -38,19 +39,15 @@ def config_from_args(args) -> TrainConfig:
 
 
 def saved_config(out: Path) -> dict:
-    path = out / "config.json"
-    if not path.is_file():
-        return {}
+    """The run's settings from its resume state, not config.json (which may be edited or missing),
+    passed through the same checks as typed ones, with errors naming the file."""
+    from cnnlab.training.resume_rules import STATE, saved_run_config
+
+    saved = saved_run_config(out)
     try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise CnnlabError(f"{path}: unreadable ({e}); cannot resume this run") from None
-    if not isinstance(saved, dict):
-        raise CnnlabError(f"{path}: not a cnnlab config (a JSON object of settings); cannot resume this run")
-    try:  # the saved settings pass the same checks as typed ones, and errors name the file
         TrainConfig.from_dict({**TrainConfig().to_dict(), **saved, "overwrite": False, "resume": True})
     except CnnlabError as e:
-        raise CnnlabError("\n".join(f"{path}: {line}" for line in str(e).splitlines())) from None
+        raise CnnlabError("\n".join(f"{out / STATE}: {line}" for line in str(e).splitlines())) from None
     return saved
 
 
@@ -62,6 +59,11 @@ def run(args) -> int:
     if args.nproc > 1:
         from cnnlab.training.launch import launch
 
+        if not args.out and not args.resume:  # the workers write into one new numbered folder
+            from cnnlab.training.runs import new_run_dir
+
+            cfg = config_from_args(args)
+            args.out = str(new_run_dir(cfg.model, cfg.dataset))
         return launch(args)
     try:
         summary = train(cfg, json_mode=args.json)
@@ -77,8 +79,17 @@ def run(args) -> int:
     if args.json and summary is not None:
         print(json.dumps(summary))
     elif summary is not None and summary.get("test_accuracy") is not None:
-        print(
-            f"done: test accuracy {summary['test_accuracy']:.4%} on {summary['test_images']} images in "
-            f"{summary['train_seconds']:.1f}s; checkpoint {summary['checkpoint']}"
-        )
+        print(done_line(summary))
     return 0
+
+
+def done_line(s: dict) -> str:
+    """The final line: the named checkpoint's own accuracy, then the last epoch's when that differs."""
+    val = f", val acc {s['val_accuracy']:.2%}" if s.get("val_accuracy") is not None else ""
+    line = (
+        f"done: {s['checkpoint']} (epoch {s['checkpoint_epoch']}): test acc {s['test_accuracy']:.2%}{val} "
+        f"on {s['test_images']} images; {s['train_seconds']:.1f}s"
+    )
+    if s.get("last_epoch") != s.get("checkpoint_epoch") and s.get("last_test_accuracy") is not None:
+        line += f"; last epoch {s['last_epoch']}: test acc {s['last_test_accuracy']:.2%}"
+    return line

@@ -34,7 +34,9 @@ class TrainConfig:
     patience: int = 0  # early stopping after this many epochs without val improvement (0 = off)
     # run control
     seed: int = 0  # seeds weights, data order, augmentation
-    out: str = "runs/latest"  # run folder: config.json, metrics.csv, last/best checkpoints, curves.png
+    out: str | None = (
+        None  # run folder (config, metrics, checkpoints, curves); default: new runs/<model>-<dataset>-<n>
+    )
     overwrite: bool = False  # allow reusing a non-empty --out
     resume: bool = False  # continue the run in --out from its resume state
     checkpoint_every: int = 0  # also save resume state every N steps (0 = only at epoch ends / signals)

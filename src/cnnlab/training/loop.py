@@ -9,7 +9,7 @@ import csv
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -17,7 +17,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE, EXIT_RUN_EXISTS, atomic_write_text, save_checkpoint, unwrap
+from cnnlab.checkpoint import atomic_write_text, save_checkpoint, unwrap
 from cnnlab.data import Dataset, load_dataset, to_float
 from cnnlab.data.augment import augment_batch, check_spec
 from cnnlab.errors import CnnlabError
@@ -37,6 +37,7 @@ from cnnlab.training.resume import (
     make_deterministic,
     resume,
 )
+from cnnlab.training.runs import LATEST, RUNS, release_runs, run_folder
 from cnnlab.training.validate import check_train_size
 
 METRICS = [
@@ -110,47 +111,17 @@ def compute_loss(model: nn.Module, out, y: torch.Tensor, smoothing: float, scale
 def validate_names(cfg: TrainConfig) -> None:
     """Fail on a misspelt name before touching the disk or reading data."""
     from cnnlab.data import list_datasets
-    from cnnlab.models import list_models
+    from cnnlab.models import canonical_name, list_models
     from cnnlab.training.optim import OPTIMIZERS, SCHEDULES
 
     for what, value, names in (
-        ("model", cfg.model, list_models()),
+        ("model", canonical_name(cfg.model), list_models()),  # old spellings (vgg11_bn) still work
         ("dataset", cfg.dataset, list_datasets()),
         ("optimizer", cfg.optimizer, OPTIMIZERS),
         ("schedule", cfg.schedule, SCHEDULES),
     ):
         if value not in names:
             raise CnnlabError(f"unknown {what} {value!r}; choose from: {', '.join(names)}")
-
-
-def prepare_out(cfg: TrainConfig) -> Path:
-    """Create --out, refusing to silently overwrite a previous run, and prove it is writable."""
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise CnnlabError(f"--out {out} exists and is not a folder", EXIT_OUT_UNWRITABLE)
-    if out.is_dir() and any(out.iterdir()) and not (cfg.overwrite or cfg.resume):
-        raise CnnlabError(
-            f"--out {out} already holds a run; use --resume to continue it or --overwrite to replace it",
-            EXIT_RUN_EXISTS,
-        )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"\0" * 4096)
-        probe.unlink()
-    except OSError as e:
-        raise CnnlabError(f"--out {out} is not writable: {e.strerror or e}", EXIT_OUT_UNWRITABLE) from None
-    if cfg.overwrite and not cfg.resume:
-        for name in (
-            "metrics.csv",
-            "last.safetensors",
-            "best.safetensors",
-            "last.json",
-            "best.json",
-            "state.pt",
-        ):
-            (out / name).unlink(missing_ok=True)
-    return out
 
 
 def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
@@ -165,6 +136,13 @@ def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
 
 def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
     """Train per cfg; returns the summary that `cnnlab train --json` prints (None on ranks > 0)."""
+    try:
+        return _train(cfg, json_mode)
+    finally:
+        release_runs()  # the run folder's lock (training/runs.py), also after an error or a stop
+
+
+def _train(cfg: TrainConfig, json_mode: bool) -> dict | None:
     dd = init_distributed()
     log = Logger(dd.main, json_mode)
     if cfg.threads:
@@ -173,7 +151,9 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
     torch.manual_seed(cfg.seed)
     validate_names(cfg)
     check_spec(cfg.augment, cfg.dataset)
-    out = prepare_out(cfg) if dd.main else Path(cfg.out)
+    out = run_folder(cfg) if dd.main else Path(cfg.out or RUNS / LATEST)  # locked; numbered if no --out
+    cfg = replace(cfg, out=str(out))  # a copy: config.json and messages name the real folder
+    log(f"run folder: {out}")
     if cfg.tensorboard:
         log.open_tensorboard(out / "tensorboard")
     data = load_dataset(cfg.dataset, cfg.data_dir, progress=log.bar_ok)
@@ -216,6 +196,7 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
 
     train_x, train_y = train_x.to(dd.device), train_y.to(dd.device)
     best, step, history, t_start = prog.best, prog.step, prog.history, time.perf_counter()
+    max_steps = cfg.max_steps  # the step limit; --time-budget re-plans this copy, never the config
     with Guard(cfg, out, parts, meta, dd, prog.step) as guard:
         for epoch in range(cfg.epochs + 1 if prog.finished else prog.epoch, cfg.epochs + 1):
             first = prog.batch if epoch == prog.epoch else 0  # resuming mid-epoch
@@ -226,8 +207,8 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
             bar = log.bar(steps_per_epoch - first, f"epoch {epoch}/{cfg.epochs}")
             for i in range(first, steps_per_epoch):
                 if budget is not None:
-                    budget.update(step)  # --time-budget: re-plans cfg.max_steps, checked next
-                if cfg.max_steps and step >= cfg.max_steps:
+                    max_steps = budget.update(step)  # --time-budget: re-plans the step limit, checked next
+                if max_steps and step >= max_steps:
                     break
                 idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 mine = idx[dd.rank :: dd.world]  # this rank's share of the global batch
@@ -251,7 +232,7 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
                 seen += len(idx)
                 bar.update(1)
                 guard.record(loss.detach() * len(idx) / dd.world)  # this rank's summed loss
-                if guard.due(step, i == steps_per_epoch - 1 or step == cfg.max_steps):
+                if guard.due(step, i == steps_per_epoch - 1 or step == max_steps):
                     loss_sum += guard.poll(step, epoch)  # raises Stop on NaN/inf, on every rank
                     at = Progress(epoch, i + 1, step, best, history, loss_sum, seen, time.perf_counter() - t0)
                     guard.mid_epoch(at)  # checkpoint if due; raises Stop after a signal
@@ -271,7 +252,7 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
             early = bool(cfg.patience and dd.main and stale_epochs(history) >= cfg.patience)
             if early:
                 log(f"early stop: no validation improvement for {cfg.patience} epochs")
-            done = guard.agree(early) or epoch == cfg.epochs or bool(cfg.max_steps and step >= cfg.max_steps)
+            done = guard.agree(early) or epoch == cfg.epochs or bool(max_steps and step >= max_steps)
             guard.save(Progress(epoch + 1, 0, step, best, history, finished=done), weights=False)
             if done:
                 break
@@ -319,10 +300,10 @@ def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log) -> f
     if score > best:
         save_checkpoint(out / "best", net, meta)
         best = score
-    val = f", val acc {row['val_accuracy']:.4f}" if val_x is not None else ""
+    val = f", val acc {row['val_accuracy']:.2%}" if val_x is not None else ""
     log(
         f"epoch {row['epoch']:>3}: train loss {row['train_loss']:.4f}, test loss {row['test_loss']:.4f}, "
-        f"test acc {row['test_accuracy']:.4%}{val}, {row['images_per_second']:.0f} img/s, {row['seconds']:.1f}s"
+        f"test acc {row['test_accuracy']:.2%}{val}, {row['images_per_second']:.0f} img/s, {row['seconds']:.1f}s"
     )
     return best
 
@@ -356,19 +337,42 @@ def checkpoint_meta(cfg: TrainConfig, model: nn.Module, data: Dataset) -> dict:
 
 
 def summarize(cfg, data, history, seconds, out) -> dict:
+    """The run's result: the accuracy of the checkpoint it names (best.safetensors, chosen on validation
+    when there is a split, else the last epoch) and, separately, the last epoch's."""
     last = history[-1] if history else {}
     imgs = sum(r["images_per_second"] * r["seconds"] for r in history)
-    return {
+    best = _best_metrics(out) or last
+    summary = {
         "model": cfg.model,
         "dataset": data.name,
-        "test_accuracy": last.get("test_accuracy"),
+        "checkpoint": str(out / "best.safetensors"),
+        "checkpoint_epoch": best.get("epoch"),
+        "test_accuracy": _num(best.get("test_accuracy")),
+        "val_accuracy": _num(best.get("val_accuracy")),
+        "last_epoch": last.get("epoch"),
+        "last_test_accuracy": _num(last.get("test_accuracy")),
         "test_images": len(data.test_y),
         "epochs": len(history),
-        "train_seconds": seconds,
-        "images_per_second": imgs / max(sum(r["seconds"] for r in history), 1e-9),
-        "checkpoint": str(out / "best.safetensors"),
+        "train_seconds": round(seconds, 2),
+        "images_per_second": round(imgs / max(sum(r["seconds"] for r in history), 1e-9), 1),
         "out": str(out),
     }
+    return summary
+
+
+def _best_metrics(out: Path) -> dict | None:
+    """The metrics row stored with best.safetensors (its epoch's numbers)."""
+    import json
+
+    try:
+        return json.loads((out / "best.json").read_text()).get("metrics") or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _num(x):
+    """Accuracies are ratios of counts: 6 decimals hold them exactly for up to a million images."""
+    return round(float(x), 6) if isinstance(x, (int, float)) else None
 
 
 def draw_curves(out: Path, log) -> None:

@@ -41,15 +41,12 @@ from cnnlab.checkpoint import (
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.training.config import TrainConfig
+from cnnlab.training.resume_rules import STATE, STATE_FORMAT, check_same_config, extends
 
-STATE = "state.pt"
-STATE_FORMAT = "cnnlab-state/1"
 STEP_DELAY_ENV = "CNNLAB_TEST_STEP_DELAY"
 # Rank 0 evaluates while the other ranks wait in their next collective; gloo's 30-minute default
 # would kill a long evaluation, so allow more.
 DIST_TIMEOUT = timedelta(hours=2)
-# Config fields that may differ when resuming: they do not change what is computed.
-RESUME_FREE = {"out", "resume", "overwrite", "checkpoint_every", "threads", "data_dir", "tensorboard"}
 
 
 class Stop(CnnlabError):
@@ -169,7 +166,12 @@ def resume(out: Path, cfg: TrainConfig, parts: Trainables, dd, log) -> Progress:
     elif dd.main:
         log(f"resuming a {state['world']}-process run with {dd.world}: results will differ in the last bits")
     prog = Progress(**state["progress"])
-    if prog.finished:
+    if prog.finished and extends(state["meta"]["config"], cfg):
+        prog.finished = False  # the finished run's position is the start of its extension
+        log(f"extending the finished run in {out} from epoch {prog.epoch} (step {prog.step})")
+        if cfg.schedule == "step":
+            log("note: the step schedule's /10 drops move to 1/3 and 2/3 of the new length")
+    elif prog.finished:
         log(f"the run in {out} already finished; nothing left to train")
     else:
         log(f"resuming {out} at epoch {prog.epoch}, batch {prog.batch} (step {prog.step})")
@@ -193,21 +195,6 @@ def read_state(out: Path, cfg: TrainConfig, log) -> dict | None:
         raise CnnlabError(f"{path}: not a cnnlab resume state ({STATE_FORMAT})", EXIT_BAD_CHECKPOINT)
     check_same_config(state["meta"]["config"], cfg, path)
     return state
-
-
-def check_same_config(saved: dict, cfg: TrainConfig, path: Path) -> None:
-    now = cfg.to_dict()
-    diff = [
-        f"--{k.replace('_', '-')} {now[k]!r} (saved: {saved.get(k)!r})"
-        for k in now
-        if k not in RESUME_FREE and _norm(saved.get(k)) != _norm(now[k])
-    ]
-    if diff:
-        raise CnnlabError(f"{path} was saved with other settings: {', '.join(diff)}; resume needs the same")
-
-
-def _norm(v):
-    return list(v) if isinstance(v, tuple) else v
 
 
 # ---- the guard around the training loop -----------------------------------------------------------

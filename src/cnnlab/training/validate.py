@@ -60,7 +60,7 @@ RULES: dict[str, Rule] = {
     "val_split": Rule(float, **UNIT),
     "patience": Rule(int, 0, BIG),
     "seed": Rule(int, 0, 2**32 - 1),  # the data-order/augmentation generators mix it into a 64-bit seed
-    "out": Rule(str),
+    "out": Rule(str, optional=True),  # None: a new numbered folder under runs/
     "overwrite": Rule(bool),
     "resume": Rule(bool),
     "checkpoint_every": Rule(int, 0, BIG),

@@ -1,0 +1,105 @@
+"""What a checkpoint says about itself, checked field by field when it is loaded.
+
+The safetensors header (`{"cnnlab": JSON}`) is the one source of truth; `NAME.json` is a readable copy
+written with it (when given as CHECKPOINT, its content is what is used), and a run's `state.pt` carries
+the same dictionary. A hand-edited or damaged field ends in one line naming it, exit code 7, instead of
+a TypeError deep inside a model builder.
+"""
+
+import json
+from pathlib import Path
+
+from cnnlab.errors import CnnlabError
+
+EXIT_BAD_CHECKPOINT = 7  # the same code as checkpoint.EXIT_BAD_CHECKPOINT (kept here: no import cycle)
+REQUIRED = ("model", "model_kwargs", "dataset", "classes", "mean", "std", "input_shape")
+
+
+def bad(path, field: str, why: str) -> CnnlabError:
+    return CnnlabError(f"{path}: checkpoint metadata field {field!r} {why}", EXIT_BAD_CHECKPOINT)
+
+
+def parse_meta(text: str, path) -> dict:
+    """JSON text -> validated metadata dict."""
+    try:
+        meta = json.loads(text)
+    except ValueError as e:
+        raise CnnlabError(
+            f"{path}: checkpoint metadata is not valid JSON ({e})", EXIT_BAD_CHECKPOINT
+        ) from None
+    return validate_meta(meta, path)
+
+
+def read_sidecar(path: Path) -> dict:
+    """A checkpoint's `.json` copy, validated."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CnnlabError(f"{path}: unreadable ({e})", EXIT_BAD_CHECKPOINT) from None
+    return parse_meta(text, path)
+
+
+def _numbers(value, n: int) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == n
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    )
+
+
+def validate_meta(meta, path) -> dict:
+    """Check every field the loaders use; returns meta unchanged or raises naming the first bad field."""
+    from cnnlab.models import canonical_name, list_models
+
+    if not isinstance(meta, dict):
+        raise CnnlabError(f"{path}: checkpoint metadata is not a JSON object", EXIT_BAD_CHECKPOINT)
+    for field in REQUIRED:
+        if field not in meta:
+            raise bad(path, field, "is missing")
+    if not isinstance(meta["model"], str) or canonical_name(meta["model"]) not in list_models():
+        raise bad(path, "model", f"names no registered model ({meta['model']!r})")
+    kwargs = meta["model_kwargs"]
+    if not isinstance(kwargs, dict):
+        raise bad(path, "model_kwargs", "is not an object")
+    for key in ("num_classes", "in_channels", "input_size"):
+        if not isinstance(kwargs.get(key), int) or isinstance(kwargs.get(key), bool) or kwargs[key] < 1:
+            raise bad(path, f"model_kwargs.{key}", f"must be a positive integer, got {kwargs.get(key)!r}")
+    classes = meta["classes"]
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise bad(path, "classes", "must be a list of names")
+    if len(classes) != kwargs["num_classes"]:
+        raise bad(
+            path, "classes", f"has {len(classes)} names but the model has {kwargs['num_classes']} outputs"
+        )
+    c = kwargs["in_channels"]
+    for field in ("mean", "std"):
+        if not _numbers(meta[field], c):
+            raise bad(path, field, f"must be a list of {c} number(s), got {meta[field]!r}")
+    if any(s <= 0 for s in meta["std"]):
+        raise bad(path, "std", f"must be positive, got {meta['std']!r}")
+    shape = meta["input_shape"]
+    want = [c, kwargs["input_size"], kwargs["input_size"]]
+    if shape != want:
+        raise bad(path, "input_shape", f"is {shape!r}, but model_kwargs describe {want}")
+    if not isinstance(meta["dataset"], str):
+        raise bad(path, "dataset", "must be a name")
+    if "config" in meta and not isinstance(meta["config"], dict):
+        raise bad(path, "config", "must be an object")
+    return meta
+
+
+def build_from_meta(meta: dict, path):
+    """The model the metadata describes; a kwarg its builder does not take is a bad field, not a crash."""
+    from cnnlab.models import get_model
+
+    try:
+        return get_model(meta["model"], **meta["model_kwargs"])
+    except TypeError as e:
+        raise bad(path, "model_kwargs", f"does not fit model {meta['model']!r} ({e})") from None
+    except (ValueError, ZeroDivisionError, RuntimeError) as e:
+        raise bad(path, "model_kwargs", f"cannot build model {meta['model']!r} ({e})") from None
+
+
+def tta_of(meta: dict) -> bool:
+    """Whether the run evaluated with test-time augmentation (so eval/predict/serve do the same)."""
+    return bool((meta.get("config") or {}).get("tta", False))
