@@ -3,7 +3,6 @@
 #15's table ends in a clean exit 2 through the real CLI, never in "unexpected error"."""
 
 import itertools
-import json
 import math
 from dataclasses import fields
 
@@ -282,10 +281,10 @@ def test_no_far_fetched_suggestion():
 
 
 def test_resume_of_a_run_made_with_overwrite_is_not_a_conflict(tmp_path):
+    import torch
+
     from cnnlab.cli import build_parser
     from cnnlab.training.cli import config_from_args
-
-    import torch
 
     out = tmp_path / "r"
     out.mkdir()
