@@ -1,5 +1,5 @@
 """Evaluation on every test image (the chapter's drop_last=True silently skipped 16 of 10,000),
-and the `cnnlab eval` command: accuracy, per-class accuracy, confusion matrix."""
+and the `cnnlab eval` command: accuracy, per-class accuracy, confusion matrix, the worst files."""
 
 import json
 import sys
@@ -50,6 +50,27 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int)
     )
 
 
+def worst_images(logits: torch.Tensor, y: torch.Tensor, classes, files, count: int) -> list[dict]:
+    """The `count` wrong predictions with the highest loss: file name (or test index), true and predicted
+    class, the probability given to the wrong class, the loss."""
+    losses = F.cross_entropy(logits, y.cpu(), reduction="none")
+    probs = logits.softmax(1)
+    pred = logits.argmax(1)
+    wrong = (pred != y.cpu()).nonzero().flatten()
+    order = wrong[losses[wrong].argsort(descending=True)][: max(count, 0)]
+    return [
+        {
+            "file": files[i] if files else f"test[{i}]",
+            "index": int(i),
+            "true": classes[int(y[i])],
+            "predicted": classes[int(pred[i])],
+            "probability": float(probs[i, pred[i]]),
+            "loss": float(losses[i]),
+        }
+        for i in order.tolist()
+    ]
+
+
 def format_confusion(conf: torch.Tensor, classes: list[str]) -> str:
     names = [c[:6] for c in classes]
     w = max(6, len(str(int(conf.max()))) + 1)
@@ -66,6 +87,9 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--tta", action="store_true", help="test-time augmentation (1-px shifts)")
     p.add_argument("--plot", metavar="PNG", nargs="?", const="", help="also draw the confusion matrix (PNG)")
+    p.add_argument(
+        "--worst", type=int, default=10, help="list this many most confidently wrong images (default 10)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
@@ -74,11 +98,11 @@ def run(args) -> int:
     from pathlib import Path
 
     from cnnlab.checkpoint import load_checkpoint, resolve
-    from cnnlab.data import load_dataset
+    from cnnlab.data import load_for_checkpoint
     from cnnlab.errors import CnnlabError
 
     model, meta = load_checkpoint(args.checkpoint)
-    data = load_dataset(args.dataset or meta["dataset"], args.data_dir, progress=not args.json)
+    data = load_for_checkpoint(meta, args.checkpoint, args.dataset, args.data_dir, progress=not args.json)
     if tuple(data.shape) != tuple(meta["input_shape"]) or len(data.classes) != len(meta["classes"]):
         raise CnnlabError(
             f"checkpoint expects {meta['input_shape']} images with {len(meta['classes'])} classes; "
@@ -98,7 +122,10 @@ def run(args) -> int:
         "images_per_second": len(data.test_y) / seconds,
         "per_class": dict(zip(data.classes, per_class)),
         "confusion": conf.tolist(),
+        "worst": worst_images(logits, data.test_y, data.classes, data.test_files, args.worst),
     }
+    if data.source is not None and data.source.skipped:
+        result["skipped"] = [{"file": f, "reason": why} for f, why in data.source.skipped]
     if args.plot is not None:
         from cnnlab.inside.plots import plot_confusion
 
@@ -117,6 +144,13 @@ def run(args) -> int:
     for name, acc in result["per_class"].items():
         print(f"  {name:>12}: {acc:.4%}", file=out)
     print(format_confusion(conf, data.classes), file=out)
+    if result["worst"]:
+        print(f"most confidently wrong ({len(result['worst'])}):", file=out)
+        for w in result["worst"]:
+            print(
+                f"  {w['file']}: true {w['true']}, predicted {w['predicted']} ({w['probability']:.1%})",
+                file=out,
+            )
     if "plot" in result:
         print(f"confusion matrix picture: {result['plot']}", file=out)
     return 0

@@ -29,10 +29,11 @@ def _checkpoint(args: argparse.Namespace):
 
 
 def _test_set(args: argparse.Namespace, meta: dict):
-    """The checkpoint's own dataset, or --dataset if it has the same image shape and classes."""
-    from cnnlab.data import load_dataset
+    """The checkpoint's own dataset (a folder run: its exact test split), or --dataset if it has the same
+    image shape and classes."""
+    from cnnlab.data import load_for_checkpoint
 
-    data = load_dataset(getattr(args, "dataset", None) or meta["dataset"], args.data_dir)
+    data = load_for_checkpoint(meta, args.checkpoint, getattr(args, "dataset", None), args.data_dir)
     if list(data.shape) != list(meta["input_shape"]) or len(data.classes) != len(meta["classes"]):
         raise CnnlabError(
             f"{data.name} images ({list(data.shape)}) do not fit a {meta['dataset']} checkpoint"
@@ -75,8 +76,9 @@ def run_samples(args: argparse.Namespace) -> Picture:
 
     data = load_dataset(args.dataset, args.data_dir)
     x, y = (data.train_x, data.train_y) if args.split == "train" else (data.test_x, data.test_y)
-    out = args.out or f"samples-{args.dataset}.png"
-    return plot_samples(x, y, data.classes, out, args.count, title=f"{args.dataset} {args.split} set")
+    label = Path(args.dataset).name or args.dataset  # a folder path: its name
+    out = args.out or f"samples-{label}.png"
+    return plot_samples(x, y, data.classes, out, args.count, title=f"{label} {args.split} set")
 
 
 def run_filters(args: argparse.Namespace) -> Picture:
@@ -128,7 +130,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if kind == "curves":
             p.add_argument("source", metavar="RUN_DIR_OR_METRICS_CSV")
         elif kind == "samples":
-            p.add_argument("dataset", help="e.g. mnist-sample, mnist, fashion-mnist, cifar10")
+            p.add_argument(
+                "dataset", help="e.g. mnist-sample, mnist, fashion-mnist, cifar10, or an image folder"
+            )
             p.add_argument("--split", choices=["train", "test"], default="train")
         else:
             p.add_argument("checkpoint", help="run folder or .safetensors file")
