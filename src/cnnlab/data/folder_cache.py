@@ -103,15 +103,37 @@ def _run(fn, jobs: list[tuple], sizes: list[int], workers: int, progress: bool, 
     return results
 
 
+_STATS: dict[str, str] = {}  # path -> "size\0mtime" of this process's last look: one stat per file per start
+
+
+def folder_key(root: Path, rels: list[str], settings: dict) -> str:
+    """Like `cache.cache_key` (every file's path, size and mtime, plus the settings), but resolving only
+    the root and stating each file once per call of `load_folder`: 20,000 `Path.resolve` calls would cost
+    a second on every start."""
+    h = hashlib.sha256(f"cnnlab-cache-v{cache.VERSION}-folder\0{root.resolve()}".encode())
+    base = str(root) + os.sep
+    for r in rels:
+        stamp = _STATS.get(base + r)
+        if stamp is None:
+            try:
+                st = os.stat(base + r)
+            except OSError as e:
+                raise CnnlabError(f"{base + r}: cannot read ({e.strerror or e})") from None
+            stamp = _STATS[base + r] = f"{st.st_size}\0{st.st_mtime_ns}"
+        h.update(f"{r}\0{stamp}\n".encode())
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:32]
+
+
 def inspect_all(
     root: Path, rels: list[str], workers: int, progress: bool
 ) -> dict[str, tuple[bool, int, str]]:
     """rel -> (greyscale, shorter side, error or ""): pass 1, cached."""
     rels = sorted(set(rels))  # canonical order: the entry's rows must not depend on how the caller sorted
-    paths = [str(root / r) for r in rels]
-    key = cache.cache_key(paths, {"pass": "inspect"})
+    key = folder_key(root, rels, {"pass": "inspect"})
     hit = cache.load(key)
     if hit is None:
+        paths = [os.path.join(root, r) for r in rels]
         chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
         found = _run(inspect_chunk, [(c,) for c in chunks], [len(c) for c in chunks],
                      _workers(workers, len(paths)), progress, "checking images")  # fmt: skip
@@ -130,13 +152,17 @@ def inspect_all(
 def decode_all(root: Path, splits: dict, size: int, channels: int, workers: int, progress: bool) -> dict:
     """Pass 2, cached: the arrays and row bookkeeping of the kept images (see module docstring)."""
     ordered = [(s, p, y) for s in SPLITS for p, y in splits.get(s, [])]
-    paths = [str(root / p) for _, p, _ in ordered]
     order = hashlib.sha256(json.dumps(ordered).encode()).hexdigest()
-    key = cache.cache_key(paths, {"pass": "decode", "size": size, "channels": channels, "order": order})
+    key = folder_key(
+        root,
+        [p for _, p, _ in ordered],
+        {"pass": "decode", "size": size, "channels": channels, "order": order},
+    )
     hit = cache.load(key)
     if hit is not None:
         return hit
     n = len(ordered)
+    paths = [os.path.join(root, p) for _, p, _ in ordered]
     with cache.Writer(key) as w:
         x = w.array("x", (n, channels, size, size), np.uint8)
         npy = str(w.tmp / "x.npy")
@@ -201,6 +227,7 @@ def _assemble(root, classes, arrays, opts_settings, marker, skipped, channels) -
 def load_folder(name: str, data_dir: str | None, opts: FolderOptions, log=None, progress=False) -> FolderData:
     """Scan, check, split and decode a folder dataset (both passes cached); `log` gets the report."""
     root = resolve_root(name, data_dir)
+    _STATS.clear()  # files may have changed since the last load in this process
     sc = scan(root, opts.classes)
     rels = [p for files in sc.files.values() for p, _ in files]
     info = inspect_all(root, rels, opts.decode_workers, progress)
@@ -254,6 +281,7 @@ def load_saved(meta: dict, run_dir: Path | None, data_dir: str | None = None, pr
     at the folder if it moved. Without split.json the split is recomputed from the saved settings."""
     saved = meta["folder"]
     root = Path(data_dir or saved["root"]).expanduser().resolve()
+    _STATS.clear()
     c, size = meta["input_shape"][0], meta["input_shape"][1]
     split_path = run_dir / SPLIT_FILE if run_dir is not None else None
     if split_path is not None and split_path.is_file():

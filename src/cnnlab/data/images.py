@@ -12,6 +12,7 @@ which is several times faster for phone photos.
 whether it is greyscale and how big it is. Both run in worker processes: no torch here.
 """
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ class Info:
 
 def is_image_name(name: str) -> bool:
     """An image file name we read: a known extension, and not hidden (`.DS_Store`, AppleDouble `._x.jpg`)."""
-    return not name.startswith(".") and Path(name).suffix.lower() in EXTENSIONS
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in EXTENSIONS
 
 
 def open_file(path: str | Path, size: int = 0) -> Image.Image:
