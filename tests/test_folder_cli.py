@@ -123,6 +123,12 @@ def test_photo_model_predicts_with_its_training_preprocessing(photo_run, env, tm
     assert np.array_equal(seen, decode(f, 32, 3))  # exactly what training saw, not MNIST's ink-centring
 
 
+def test_summary_takes_the_input_shape_from_a_folder_run(photo_run, env):
+    _, run = photo_run
+    out = json.loads(run_cli("summary", "chapter-cnn", "--input", str(run), "--json", env=env).stdout)
+    assert out["input_shape"] == [3, 32, 32]
+
+
 def test_serve_api_answers_with_the_folder_class_names(photo_run, env, monkeypatch):
     from fastapi.testclient import TestClient
 

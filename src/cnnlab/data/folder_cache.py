@@ -103,7 +103,7 @@ def _run(fn, jobs: list[tuple], sizes: list[int], workers: int, progress: bool, 
     return results
 
 
-_STATS: dict[str, str] = {}  # path -> "size\0mtime" of this process's last look: one stat per file per start
+_STATS: dict[str, str] = {}  # relative path -> "size\0mtime" in the folder being loaded: one stat per file
 
 
 def folder_key(root: Path, rels: list[str], settings: dict) -> str:
@@ -112,15 +112,17 @@ def folder_key(root: Path, rels: list[str], settings: dict) -> str:
     a second on every start."""
     h = hashlib.sha256(f"cnnlab-cache-v{cache.VERSION}-folder\0{root.resolve()}".encode())
     base = str(root) + os.sep
+    parts = []
     for r in rels:
-        stamp = _STATS.get(base + r)
+        stamp = _STATS.get(r)
         if stamp is None:
             try:
                 st = os.stat(base + r)
             except OSError as e:
                 raise CnnlabError(f"{base + r}: cannot read ({e.strerror or e})") from None
-            stamp = _STATS[base + r] = f"{st.st_size}\0{st.st_mtime_ns}"
-        h.update(f"{r}\0{stamp}\n".encode())
+            stamp = _STATS[r] = f"{st.st_size}\0{st.st_mtime_ns}"
+        parts.append(f"{r}\0{stamp}\n")
+    h.update("".join(parts).encode())
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()[:32]
 
@@ -149,8 +151,10 @@ def inspect_all(
     return {r: (bool(grey[i]), int(short[i]), errors.get(str(i), "")) for i, r in enumerate(rels)}
 
 
-def decode_all(root: Path, splits: dict, size: int, channels: int, workers: int, progress: bool) -> dict:
-    """Pass 2, cached: the arrays and row bookkeeping of the kept images (see module docstring)."""
+def decode_all(
+    root: Path, splits: dict, size: int, channels: int, workers: int, progress: bool
+) -> tuple[str, dict]:
+    """Pass 2, cached: (its cache key, the arrays and row bookkeeping of the kept images)."""
     ordered = [(s, p, y) for s in SPLITS for p, y in splits.get(s, [])]
     order = hashlib.sha256(json.dumps(ordered).encode()).hexdigest()
     key = folder_key(
@@ -160,7 +164,7 @@ def decode_all(root: Path, splits: dict, size: int, channels: int, workers: int,
     )
     hit = cache.load(key)
     if hit is not None:
-        return hit
+        return key, hit
     n = len(ordered)
     paths = [os.path.join(root, p) for _, p, _ in ordered]
     with cache.Writer(key) as w:
@@ -186,7 +190,7 @@ def decode_all(root: Path, splits: dict, size: int, channels: int, workers: int,
         )
     hit = cache.load(key)
     assert hit is not None
-    return hit
+    return key, hit
 
 
 def channel_stats(x: np.ndarray, chunk: int = 2048) -> list[list[float]]:
@@ -229,7 +233,20 @@ def load_folder(name: str, data_dir: str | None, opts: FolderOptions, log=None, 
     root = resolve_root(name, data_dir)
     _STATS.clear()  # files may have changed since the last load in this process
     sc = scan(root, opts.classes)
-    rels = [p for files in sc.files.values() for p, _ in files]
+    rels = sorted(p for files in sc.files.values() for p, _ in files)
+    how = "given by folders" if sc.given else f"made by cnnlab (stratified, seed {opts.split_seed})"
+    # a rerun with the same files and options: one cached manifest names the decoded entry directly
+    manifest = folder_key(root, rels, {"pass": "manifest", **opts.settings(), "found": sc.classes})
+    known = cache.load(manifest)
+    if known is not None and not (known["meta"]["bad"] and opts.strict):
+        m = known["meta"]
+        arrays = cache.load(m["decode"])
+        if arrays is not None:
+            bad = [tuple(b) for b in m["bad"]]
+            fd = _assemble(root, sc.classes, arrays, m["settings"], sc.marker, bad, m["settings"]["channels"])
+            if log is not None:
+                report(fd, log, how)
+            return fd
     info = inspect_all(root, rels, opts.decode_workers, progress)
     bad = sorted((r, e) for r, (_, _, e) in info.items() if e)
     if bad and opts.strict:
@@ -248,15 +265,13 @@ def load_folder(name: str, data_dir: str | None, opts: FolderOptions, log=None, 
     size = opts.image_size or choose_size([info[p][1] for p in kept])
     if not 8 <= size <= 1024:
         raise CnnlabError(f"--image-size must be between 8 and 1024, got {size}")
-    arrays = decode_all(root, splits, size, channels, opts.decode_workers, progress)
+    key, arrays = decode_all(root, splits, size, channels, opts.decode_workers, progress)
     settings = {**opts.settings(), "image_size": size, "channels": channels}
+    with cache.Writer(manifest) as w:
+        w.meta.update(decode=key, bad=bad, settings=settings)
     fd = _assemble(root, sc.classes, arrays, settings, sc.marker, bad, channels)
     if log is not None:
-        report(
-            fd,
-            log,
-            "given by folders" if sc.given else f"made by cnnlab (stratified, seed {opts.split_seed})",
-        )
+        report(fd, log, how)
     return fd
 
 
@@ -307,7 +322,7 @@ def load_saved(meta: dict, run_dir: Path | None, data_dir: str | None = None, pr
     splits = {s: [(p, y) for p, y in v if p not in gone] for s, v in splits.items()}
     if not splits["test"]:
         raise CnnlabError(f"{root}: none of the run's test images are there (moved? pass --data-dir)")
-    arrays = decode_all(root, splits, size, c, 0, progress)
+    _, arrays = decode_all(root, splits, size, c, 0, progress)
     fd = _assemble(root, list(meta["classes"]), arrays, saved["options"], {}, missing, c)
     fd.preprocess = meta.get("preprocess", fd.preprocess)
     return fd

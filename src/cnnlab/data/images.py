@@ -12,7 +12,6 @@ which is several times faster for phone photos.
 whether it is greyscale and how big it is. Both run in worker processes: no torch here.
 """
 
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,8 @@ class Info:
 
 def is_image_name(name: str) -> bool:
     """An image file name we read: a known extension, and not hidden (`.DS_Store`, AppleDouble `._x.jpg`)."""
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in EXTENSIONS
+    dot = name.rfind(".")
+    return not name.startswith(".") and dot > 0 and name[dot:].lower() in EXTENSIONS
 
 
 def open_file(path: str | Path, size: int = 0) -> Image.Image:
@@ -55,7 +55,11 @@ def open_file(path: str | Path, size: int = 0) -> Image.Image:
             if size and img.format == "JPEG" and img.mode in ("RGB", "L"):
                 img.draft(img.mode, (size, size))
             img.load()
-            return ImageOps.exif_transpose(img)
+            # the orientation tag lives in EXIF data (JPEG, PNG eXIf, WebP) or TIFF tags; looking for it
+            # in files that have neither costs ~15% of a small PNG's decode
+            if "exif" in img.info or img.format in ("TIFF", "MPO"):
+                img = ImageOps.exif_transpose(img)
+            return img
     except BadImage:
         raise
     except FileNotFoundError:

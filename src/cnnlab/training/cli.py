@@ -10,7 +10,7 @@ from cnnlab.training.config import TrainConfig
 
 _HELP = {
     "model": "model name (see `cnnlab models`)",
-    "dataset": "mnist | mnist-sample | fashion-mnist | kmnist | cifar10",
+    "dataset": "mnist | mnist-sample | fashion-mnist | kmnist | cifar10 | folder (with --data-dir) | a folder path",
     "data_dir": "folder holding the dataset files",
     "out": "run folder for config, metrics, checkpoints, curves",
 }

@@ -154,6 +154,8 @@ def prepare_out(cfg: TrainConfig) -> Path:
             "last.json",
             "best.json",
             "state.pt",
+            "split.json",
+            "skipped.txt",
         ):
             (out / name).unlink(missing_ok=True)
     return out
