@@ -180,3 +180,15 @@ def test_saved_split_is_reused_for_evaluation(folder, tmp_path):
     shutil.copy(root / "3" / "0000.png", root / "3" / "added.png")
     again = load_for_checkpoint(meta, run / "best.safetensors")
     assert again.test_files == data.test_files and torch.equal(again.test_x, data.test_x)
+
+
+def test_a_changed_file_is_decoded_again(folder):
+    root, _ = folder
+    a = load_dataset(str(root), options=FolderOptions(test_split=0.5))
+    i = next(i for i, f in enumerate(a.test_files) if f.endswith(".png") and "broken" not in f)
+    name, label = a.test_files[i], int(a.test_y[i])
+    assert int(a.test_x[i].min()) == 0  # a digit: black background
+    Image.new("L", (28, 28), 255).save(root / name)  # same path, new content (and size, mtime)
+    b = load_dataset(str(root), options=FolderOptions(test_split=0.5))
+    row = b.test_files.index(name)
+    assert int(b.test_y[row]) == label and int(b.test_x[row].min()) == 255
