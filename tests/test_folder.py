@@ -192,3 +192,14 @@ def test_a_changed_file_is_decoded_again(folder):
     b = load_dataset(str(root), options=FolderOptions(test_split=0.5))
     row = b.test_files.index(name)
     assert int(b.test_y[row]) == label and int(b.test_x[row].min()) == 255
+
+
+def test_channel_stats_stream_in_bounded_chunks():
+    from cnnlab.data.folder_cache import channel_stats
+
+    x = np.random.default_rng(0).integers(0, 256, (37, 3, 9, 9), dtype=np.uint8)
+    want = x.astype(np.float64).transpose(1, 0, 2, 3).reshape(3, -1) / 255
+    for budget in (10, 300, 2**22):  # 1 image, a few images, everything per chunk
+        mean, std = channel_stats(x, budget)
+        np.testing.assert_allclose(mean, want.mean(1), rtol=1e-9)
+        np.testing.assert_allclose(std, want.std(1), rtol=1e-7)

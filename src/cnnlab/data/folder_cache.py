@@ -193,9 +193,11 @@ def decode_all(
     return key, hit
 
 
-def channel_stats(x: np.ndarray, chunk: int = 2048) -> list[list[float]]:
-    """[mean, std] per channel on the 0..1 scale, streamed in chunks (bounded memory)."""
+def channel_stats(x: np.ndarray, budget: int = 2**22) -> list[list[float]]:
+    """[mean, std] per channel on the 0..1 scale, streamed in chunks of about `budget` values (32 MiB of
+    float64), so memory stays bounded whatever the image size."""
     c = x.shape[1]
+    chunk = max(1, budget // max(1, int(np.prod(x.shape[1:]))))
     total, sq, count = np.zeros(c), np.zeros(c), 0
     for i in range(0, len(x), chunk):
         part = np.asarray(x[i : i + chunk], dtype=np.float64) / 255.0
