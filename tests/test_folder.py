@@ -203,3 +203,19 @@ def test_channel_stats_stream_in_bounded_chunks():
         mean, std = channel_stats(x, budget)
         np.testing.assert_allclose(mean, want.mean(1), rtol=1e-9)
         np.testing.assert_allclose(std, want.std(1), rtol=1e-7)
+
+
+def test_imbalance_warning_and_balance_weights():
+    from types import SimpleNamespace
+
+    from cnnlab.data.folder import class_table
+    from cnnlab.training.data_setup import class_weights
+
+    splits = {"train": [("a", 0)] * 50 + [("b", 1)] * 9 + [("c", 2)] * 10, "test": [("t", 0)]}
+    table, warnings = class_table(["a", "b", "c"], splits)
+    assert "total" in table and len(warnings) == 1 and "'b' has 9" in warnings[0]  # 9 < 50/5, 10 is not
+    y = torch.tensor([0] * 50 + [1] * 9 + [2] * 10)
+    w = class_weights(SimpleNamespace(balance=True), y, 3)
+    assert torch.allclose(w, torch.tensor([69 / 150, 69 / 27, 69 / 30]))
+    assert torch.allclose((w[y]).mean(), torch.tensor(1.0))  # the average weight per image stays 1
+    assert class_weights(SimpleNamespace(balance=False), y, 3) is None

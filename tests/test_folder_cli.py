@@ -27,7 +27,7 @@ def digit_run(tmp_path_factory, env):
     base = tmp_path_factory.mktemp("digits")
     x, y = mnist_sample_test(40)
     make_folder(base / "data", x, y, DIGITS)
-    proc = run_cli("train", "--dataset", "folder", "--data-dir", str(base / "data"), *FAST,
+    proc = run_cli("train", "--dataset", "folder", "--data-dir", str(base / "data"), *FAST, "--balance",
                    "--out", str(base / "run"), "--json", env=env)  # fmt: skip
     return base / "data", base / "run", proc
 
@@ -123,10 +123,12 @@ def test_photo_model_predicts_with_its_training_preprocessing(photo_run, env, tm
     assert np.array_equal(seen, decode(f, 32, 3))  # exactly what training saw, not MNIST's ink-centring
 
 
-def test_summary_takes_the_input_shape_from_a_folder_run(photo_run, env):
+def test_summary_and_export_at_the_folder_input_size(photo_run, env):
     _, run = photo_run
     out = json.loads(run_cli("summary", "chapter-cnn", "--input", str(run), "--json", env=env).stdout)
     assert out["input_shape"] == [3, 32, 32]
+    onnx = json.loads(run_cli("export", str(run), str(run / "m.onnx"), "--json", env=env).stdout)
+    assert onnx["max_abs_diff"] < 1e-3 and "test images of" in onnx["checked_on"]
 
 
 def test_serve_api_answers_with_the_folder_class_names(photo_run, env, monkeypatch):
