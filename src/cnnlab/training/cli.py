@@ -13,6 +13,15 @@ _HELP = {
     "dataset": "mnist | mnist-sample | fashion-mnist | kmnist | cifar10 | folder (with --data-dir) | a folder path",
     "data_dir": "folder holding the dataset files",
     "out": "run folder for config, metrics, checkpoints, curves",
+    # image folders (cnnlab.data.folder)
+    "image_size": "folders: shorter side resized to N, centre crop (0 = from the data)",
+    "channels": "folders: 1 or 3 (0 = 1 when every image is greyscale)",
+    "classes": "folders: comma-separated class names, fixing their order or picking a subset",
+    "test_split": "folders: per-class fraction held out for testing when there is no test/ folder",
+    "split_seed": "folders: seed of the train/val/test split (independent of --seed)",
+    "strict": "folders: an unreadable image is an error instead of being skipped and listed",
+    "balance": "weight the loss by inverse class frequency",
+    "decode_workers": "folders: processes decoding images on a first run (0 = one per core)",
 }
 
 
