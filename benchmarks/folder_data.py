@@ -9,8 +9,8 @@
 3. memory: a folder of RGB photos whose decoded cache is larger than the memory the process may use:
    a child process runs under RLIMIT_DATA (its private memory: heap and anonymous maps; the cache is a
    shared read-only file map, which the kernel can drop and re-read at will) below the cache size,
-   decodes the folder and then reads every training image once per epoch the way the training loop
-   does (seeded permutation, batch slices, to_float); its peak RSS and anonymous RSS are reported.
+   decodes the folder and then reads every training image twice (2 epochs) the way the training loop
+   does (seeded permutation, batches of 32, to_float); its peak RSS and anonymous RSS are reported.
 4. training: `cnnlab train` images/s on the bundled mnist-sample (8,000 training images in memory) against
    the same 10,000 images as a PNG folder (80/20 split: 8,000 training images, memory-mapped); runs
    alternate, --repeats each, median and ratio.
@@ -129,8 +129,8 @@ d = load_dataset(sys.argv[1], options=FolderOptions(image_size=int(sys.argv[3]),
 t1 = time.perf_counter()
 order = torch.randperm(len(d.train_y), generator=torch.Generator().manual_seed(0))
 for epoch in range(2):
-    for i in range(0, len(order), 128):
-        x = to_float(d.train_x[order[i:i + 128]], d.mean, d.std)
+    for i in range(0, len(order), 32):
+        x = to_float(d.train_x[order[i:i + 32]], d.mean, d.std)
 t2 = time.perf_counter()
 cache = d.source.x
 print(json.dumps({"cache_bytes": int(cache.nbytes), "decode_s": t1 - t0, "epochs_s": t2 - t1,
@@ -139,7 +139,7 @@ print(json.dumps({"cache_bytes": int(cache.nbytes), "decode_s": t1 - t0, "epochs
 """
 
 
-def memory_check(work: Path, n: int, size: int, limit: int) -> dict:
+def memory_check(work: Path, n: int, size: int, limit: int, image_size: int) -> dict:
     root = work / "photos"
     if not root.is_dir():
         x, y = digits(n)
@@ -147,7 +147,7 @@ def memory_check(work: Path, n: int, size: int, limit: int) -> dict:
     cache = tempfile.mkdtemp(prefix="cnnlab-bench-cache-")
     env = {**os.environ, "CNNLAB_CACHE": cache, "PYTHONPATH": str(ROOT / "src")}
     try:
-        proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(root), str(limit), str(size)],
+        proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(root), str(limit), str(image_size)],
                               capture_output=True, text=True, env=env)  # fmt: skip
         if proc.returncode != 0:
             raise SystemExit(f"memory child failed:\n{proc.stderr[-3000:]}")
@@ -187,9 +187,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=20000)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--photos", type=int, default=5000, help="images in the memory check's photo folder")
+    p.add_argument("--photos", type=int, default=4000, help="images in the memory check's photo folder")
     p.add_argument("--photo-size", type=int, default=224)
-    p.add_argument("--limit-mb", type=int, default=512, help="RLIMIT_DATA of the memory check's child")
+    p.add_argument("--cache-size", type=int, default=288, help="--image-size of the memory check's cache")
+    p.add_argument("--limit-mb", type=int, default=640, help="RLIMIT_DATA of the memory check's child")
     p.add_argument("--work", help="keep the generated folders here (default: a temporary folder)")
     p.add_argument("--skip", nargs="*", default=[], choices=["decode", "memory", "train"])
     args = p.parse_args()
@@ -208,8 +209,9 @@ def main() -> None:
                   f"{args.repeats}; all: {[round(r['total_s'], 2) for r in runs]})")  # fmt: skip
         print(f"warm start (cache hit), median of 5: {warm_load(root):.3f} s")
     if "memory" not in args.skip:
-        m = memory_check(work, args.photos, args.photo_size, args.limit_mb * 2**20)
-        print(f"memory: cache {m['cache_bytes'] / 2**20:.0f} MiB ({args.photos} RGB {args.photo_size}px), "
+        m = memory_check(work, args.photos, args.photo_size, args.limit_mb * 2**20, args.cache_size)
+        print(f"memory: cache {m['cache_bytes'] / 2**20:.0f} MiB ({args.photos} RGB {args.photo_size}px PNGs "
+              f"at --image-size {args.cache_size}), "
               f"RLIMIT_DATA {m['limit'] / 2**20:.0f} MiB; peak RSS {m['peak_rss'] / 2**20:.0f} MiB "
               f"(anonymous {m['peak_anon'] / 2**20:.0f} MiB); decode {m['decode_s']:.1f} s, "
               f"2 epochs over {m['images']} images {m['epochs_s']:.1f} s")  # fmt: skip

@@ -147,7 +147,7 @@ def from_folder(fd) -> Dataset:
     with warnings.catch_warnings():  # the map is read-only and nothing here writes to it
         warnings.simplefilter("ignore", UserWarning)
         x = torch.from_numpy(fd.x)
-    y = torch.from_numpy(fd.y)
+        y = torch.from_numpy(fd.y)
     a, b = fd.counts["train"], fd.counts["train"] + fd.counts["val"]
     return Dataset(
         "folder",

@@ -337,14 +337,16 @@ def once_first_rank(fn):
 
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return fn(True)
-    error = [None]
-    result = None
+    error: list = [None]
+    result, failure = None, None
     if dist.get_rank() == 0:
         try:
             result = fn(True)
-        except CnnlabError as e:
-            error = [str(e)]
+        except Exception as e:  # any failure: the other ranks must not wait for a cache that never comes
+            failure, error = e, [str(e) if isinstance(e, CnnlabError) else f"rank 0: {type(e).__name__}: {e}"]
     dist.broadcast_object_list(error, src=0)
+    if failure is not None:
+        raise failure
     if error[0] is not None:
         raise CnnlabError(error[0])
     return result if dist.get_rank() == 0 else fn(False)

@@ -31,7 +31,12 @@ def load_run_data(cfg, log, progress: bool) -> Dataset:
     return data
 
 
-def class_weights(cfg, train_y: torch.Tensor, num_classes: int) -> torch.Tensor | None:
+def folder_splits(data: Dataset):
+    """(train_x, train_y, val_x, val_y) of a folder dataset (its own stratified split), else None."""
+    return (data.train_x, data.train_y, data.val_x, data.val_y) if data.source is not None else None
+
+
+def class_weights(cfg, train_y: torch.Tensor, num_classes: int, device=None) -> torch.Tensor | None:
     """--balance: weight_c = N / (C * n_c), so the average weight over the training images is 1."""
     if not getattr(cfg, "balance", False):
         return None
@@ -39,7 +44,7 @@ def class_weights(cfg, train_y: torch.Tensor, num_classes: int) -> torch.Tensor 
     if (counts == 0).any():
         empty = [str(i) for i in (counts == 0).nonzero().flatten().tolist()]
         raise CnnlabError(f"--balance: class(es) {', '.join(empty)} have no training images")
-    return (counts.sum() / (num_classes * counts)).float()
+    return (counts.sum() / (num_classes * counts)).float().to(device)
 
 
 def extra_meta(data: Dataset) -> dict:

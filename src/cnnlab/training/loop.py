@@ -26,7 +26,7 @@ from cnnlab.inside.summary import check_input
 from cnnlab.models import get_model
 from cnnlab.training.budget import start_budget
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.data_setup import class_weights, extra_meta, load_run_data, save_run_files
+from cnnlab.training.data_setup import class_weights, extra_meta, folder_splits, load_run_data, save_run_files
 from cnnlab.training.logger import Logger
 from cnnlab.training.optim import build_optimizer, build_scheduler
 from cnnlab.training.resume import (
@@ -185,18 +185,15 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
     if cfg.tensorboard:
         log.open_tensorboard(out / "tensorboard")
     data = load_run_data(cfg, log, log.bar_ok)  # folders: per-class table, skipped files, flip check
-    if data.source is not None:  # a folder dataset brings its own stratified validation split
-        train_x, train_y, val_x, val_y = data.train_x, data.train_y, data.val_x, data.val_y
-    else:
-        train_x, train_y, val_x, val_y = split_validation(data, cfg.val_split, cfg.seed)
+    # a folder dataset brings its own stratified validation split
+    train_x, train_y, val_x, val_y = folder_splits(data) or split_validation(data, cfg.val_split, cfg.seed)
     if cfg.limit_train:
         train_x, train_y = train_x[: cfg.limit_train], train_y[: cfg.limit_train]
     model = build_model(cfg, data).to(dd.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     meta = {**checkpoint_meta(cfg, model, data), **extra_meta(data)}
-    class_weight = class_weights(cfg, train_y, len(data.classes))
-    class_weight = class_weight.to(dd.device) if class_weight is not None else None
+    class_weight = class_weights(cfg, train_y, len(data.classes), dd.device)  # --balance
     if dd.world > 1:
         if cfg.sync_bn and dd.device.type == "cpu":
             raise CnnlabError("--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
