@@ -115,3 +115,44 @@ def test_cli_refuses_flip_for_mnist(cli, tmp_path):
     )
     assert proc.returncode == 2
     assert "mirrored" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_resized_crop_equals_interpolating_the_crop(monkeypatch):
+    """Independent reference: slice the crop box out and resize it with F.interpolate (bilinear, what
+    torchvision's resized_crop does without antialias). Boxes on whole pixels make the slice exact;
+    interior pixels agree (at the box's edge grid_sample blends in the pixel just outside, interpolate
+    clamps)."""
+    import torch.nn.functional as F
+
+    import cnnlab.data.augment as aug
+
+    boxes = [(4, 2, 8, 8), (0, 0, 16, 8), (6, 6, 10, 10), (2, 4, 12, 9)]  # top, left, height, width in px
+    fixed = torch.tensor([[(t + h / 2) / 16, (le + w / 2) / 16, h / 16, w / 16] for t, le, h, w in boxes])
+    monkeypatch.setattr(aug, "crop_boxes", lambda n, a, g, d: fixed)
+    x = torch.rand(4, 3, 16, 16)
+    out = aug.random_resized_crop(x, 0.2, gen())
+    for i, (t, le, h, w) in enumerate(boxes):
+        want = F.interpolate(x[i : i + 1, :, t : t + h, le : le + w], size=(16, 16), mode="bilinear")
+        torch.testing.assert_close(out[i : i + 1, :, 2:-2, 2:-2], want[..., 2:-2, 2:-2], atol=1e-5, rtol=1e-5)
+
+
+def test_resized_crop_boxes_follow_the_spec():
+    from cnnlab.data.augment import crop_boxes
+
+    cy, cx, h, w = crop_boxes(20000, 0.35, gen(1), "cpu").unbind(1)
+    area, ratio = h * w, w / h
+    assert area.min() >= 0.35 - 1e-6 and area.max() <= 1 + 1e-6 and area.mean() > 0.6
+    assert ratio.min() >= 0.75 - 1e-4 and ratio.max() <= 4 / 3 + 1e-4
+    assert ((cy - h / 2) >= -1e-6).all() and ((cy + h / 2) <= 1 + 1e-6).all()
+    x = torch.rand(8, 3, 12, 12).contiguous(memory_format=torch.channels_last)
+    y = augment_batch(x, "resized-crop=0.5", gen())
+    assert y.shape == x.shape and y.is_contiguous(memory_format=torch.channels_last)
+    assert parse_spec("rrc=0.5,flip") == {"resized-crop": 0.5, "flip": 0.5}
+    with pytest.raises(CnnlabError, match="resized-crop"):
+        parse_spec("resized-crop=0")
+
+
+def test_flip_refused_for_orientation_sensitive_folders():
+    with pytest.raises(CnnlabError, match="flip"):
+        check_spec("flip", "folder", orientation_sensitive=True)
+    check_spec("flip,resized-crop=0.4", "folder")

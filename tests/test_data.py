@@ -79,3 +79,28 @@ def test_cifar_refuses_code(tmp_path):
     target.write_bytes(pickle.dumps({b"data": _Evil(), b"labels": [0]}))
     with pytest.raises(CnnlabError, match="refusing"):
         cifar.parse_batch(target.read_bytes(), "evil")
+
+
+def test_torchvision_layout_and_dotted_idx_names(tmp_path):
+    """Files the chapter's torchvision code already downloaded: DIR/MNIST/raw/, raw or .gz, and IDX names
+    spelled with a dot (train-images.idx3-ubyte)."""
+    import gzip
+    import shutil
+
+    from cnnlab.data import sources
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    bundled = sources.BUNDLED
+    for split in ("train", "t10k"):
+        for kind, magic in (("images", "idx3"), ("labels", "idx1")):
+            src = bundled / f"mnist-sample-{kind}-{magic}-ubyte.gz"
+            if split == "train":  # raw (gunzipped), torchvision's own names
+                with gzip.open(src) as f, open(raw / f"{split}-{kind}-{magic}-ubyte", "wb") as out:
+                    shutil.copyfileobj(f, out)
+            else:  # gzipped, dotted names
+                shutil.copy(src, raw / f"{split}-{kind}.{magic}-ubyte.gz")
+    d = load_dataset("mnist", str(tmp_path), download=False)
+    assert d.train_x.shape == d.test_x.shape == (10000, 1, 28, 28)
+    assert torch.equal(d.train_x, d.test_x) and d.preprocess == "digit"
+    assert sources.locate("mnist", str(tmp_path), download=False) == raw

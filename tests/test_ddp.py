@@ -151,3 +151,23 @@ def test_sigterm_under_ddp_then_resume_is_bit_identical(nproc_two, runs):
 
     run_cli("train", "--resume", "--out", str(out), "--nproc", "2")
     assert_equal(nproc_two, out)
+
+
+def test_folder_dataset_two_processes_match_one(tmp_path):
+    """A folder of images under DDP: rank 0 decodes into the cache while rank 1 waits, both map it;
+    2 processes train like 1 (~20 s)."""
+    from conftest import run_cli
+    from folder_images import make_folder, mnist_sample_test
+
+    x, y = mnist_sample_test(20)
+    make_folder(tmp_path / "data", x, y, [str(i) for i in range(10)])
+    env = {"CNNLAB_CACHE": str(tmp_path / "cache")}
+    args = ["--dataset", str(tmp_path / "data"), "--batch-size", "64", "--width", "0.5", "--epochs", "2",
+            "--seed", "1", "--threads", "1"]  # fmt: skip
+    proc = run_cli("train", *args, "--out", str(tmp_path / "two"), "--nproc", "2", env=env)
+    assert proc.stdout.count("skipped 1 unreadable") == 1  # the report comes from rank 0 only
+    entries = sorted(p.name for p in (tmp_path / "cache" / "decoded").iterdir())
+    assert len(entries) == 2 and not any(e.startswith(".") for e in entries)  # inspect + decode, built once
+    run_cli("train", *args, "--out", str(tmp_path / "one"), env=env)
+    assert_close(tmp_path / "one", tmp_path / "two")
+    assert (tmp_path / "one" / "split.json").read_text() == (tmp_path / "two" / "split.json").read_text()

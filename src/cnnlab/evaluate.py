@@ -1,5 +1,5 @@
 """Evaluation on every test image (the chapter's drop_last=True silently skipped 16 of 10,000),
-and the `cnnlab eval` command: accuracy, per-class accuracy, confusion matrix."""
+and the `cnnlab eval` command: accuracy, per-class accuracy, confusion matrix, the worst files."""
 
 import argparse
 import json
@@ -51,6 +51,27 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int)
     )
 
 
+def worst_images(logits: torch.Tensor, y: torch.Tensor, classes, files, count: int) -> list[dict]:
+    """The `count` wrong predictions with the highest loss: file name (or test index), true and predicted
+    class, the probability given to the wrong class, the loss."""
+    losses = F.cross_entropy(logits, y.cpu(), reduction="none")
+    probs = logits.softmax(1)
+    pred = logits.argmax(1)
+    wrong = (pred != y.cpu()).nonzero().flatten()
+    order = wrong[losses[wrong].argsort(descending=True)][: max(count, 0)]
+    return [
+        {
+            "file": files[i] if files else f"test[{i}]",
+            "index": int(i),
+            "true": classes[int(y[i])],
+            "predicted": classes[int(pred[i])],
+            "probability": float(probs[i, pred[i]]),
+            "loss": float(losses[i]),
+        }
+        for i in order.tolist()
+    ]
+
+
 def format_confusion(conf: torch.Tensor, classes: list[str]) -> str:
     names = [c[:6] for c in classes]
     w = max(6, len(str(int(conf.max()))) + 1)
@@ -72,12 +93,17 @@ def add_arguments(p) -> None:
         help="test-time augmentation, 1-px shifts (default: as the run evaluated)",
     )
     p.add_argument("--plot", metavar="PNG", nargs="?", const="", help="also draw the confusion matrix (PNG)")
+    p.add_argument(
+        "--worst", type=int, default=10, help="list this many most confidently wrong images (default 10)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
-def eval_data(meta: dict, dataset: str | None, data_dir: str | None, progress: bool):
-    """The test split to evaluate on: the checkpoint's dataset unless told otherwise, read from --data-dir,
-    else the folder the run itself used (when it still exists), else the usual places."""
+def eval_data(meta: dict, checkpoint, dataset: str | None, data_dir: str | None, progress: bool):
+    """The test split to evaluate on: the checkpoint's dataset unless told otherwise (a folder run: its
+    exact saved test split), read from --data-dir, else the folder the run itself used (when it still
+    exists), else the usual places."""
+    from cnnlab.data import load_for_checkpoint
     from cnnlab.data.test_split import load_test_split
     from cnnlab.errors import CnnlabError
 
@@ -85,7 +111,11 @@ def eval_data(meta: dict, dataset: str | None, data_dir: str | None, progress: b
     recorded = (meta.get("config") or {}).get("data_dir")
     if data_dir is None and name == meta["dataset"] and recorded and Path(recorded).is_dir():
         data_dir = recorded
-    data = load_test_split(name, data_dir, progress=progress)
+    if dataset is None and "folder" in meta:
+        path = None if isinstance(checkpoint, tuple) else checkpoint
+        data = load_for_checkpoint(meta, path, None, data_dir, progress=progress)
+    else:
+        data = load_test_split(name, data_dir, progress=progress)
     if tuple(data.shape) != tuple(meta["input_shape"]) or list(data.classes) != list(meta["classes"]):
         raise CnnlabError(
             f"the checkpoint was trained on {meta['dataset']} ({list(meta['input_shape'])} images, classes "
@@ -108,17 +138,19 @@ def evaluate_checkpoint(
     tta: bool | None = None,
     plot: str | None = None,
     progress: bool = True,
+    worst: int = 10,
 ) -> dict:
     """What `cnnlab eval --json` prints, for a run folder, checkpoint file or (model, meta) pair: accuracy,
-    per-class accuracy and confusion matrix on every test image. `tta` None: as the run evaluated.
-    `plot` = None: no picture; "": the confusion matrix as confusion.png next to the checkpoint; a path: there."""
+    per-class accuracy, confusion matrix and the `worst` most confidently wrong images on every test
+    image. `tta` None: as the run evaluated. `plot` = None: no picture; "": the confusion matrix as
+    confusion.png next to the checkpoint; a path: there."""
     import time
 
     from cnnlab.checkpoint import as_loaded, resolve
     from cnnlab.checkpoint_meta import tta_of
 
     model, meta = as_loaded(checkpoint)
-    data = eval_data(meta, dataset, data_dir, progress=progress)
+    data = eval_data(meta, checkpoint, dataset, data_dir, progress=progress)
     tta = tta_of(meta) if tta is None else tta
     t0 = time.perf_counter()
     logits = predict_logits(model, data.test_x, meta["mean"], meta["std"], batch_size, tta)
@@ -139,7 +171,10 @@ def evaluate_checkpoint(
         "images_per_second": round(total / seconds, 1),
         "per_class": dict(zip(data.classes, per_class)),
         "confusion": conf.tolist(),
+        "worst": worst_images(logits, data.test_y, data.classes, data.test_files, worst),
     }
+    if data.source is not None and data.source.skipped:
+        result["skipped"] = [{"file": f, "reason": why} for f, why in data.source.skipped]
     if plot is not None:
         result["plot"] = str(draw_confusion(result, plot))
     return result
@@ -156,7 +191,14 @@ def draw_confusion(result: dict, plot: str) -> Path:
 
 def run(args) -> int:
     result = evaluate_checkpoint(
-        args.checkpoint, args.dataset, args.data_dir, args.batch_size, args.tta, None, not args.json
+        args.checkpoint,
+        args.dataset,
+        args.data_dir,
+        args.batch_size,
+        args.tta,
+        None,
+        not args.json,
+        args.worst,
     )
     if not args.json:  # the numbers first: a plot that cannot be written must not lose them
         print_result(result)
@@ -183,4 +225,10 @@ def print_result(result: dict) -> None:
     for name, acc in result["per_class"].items():
         print(f"  {name:>12}: {acc:.2%}")
     print(format_confusion(torch.tensor(result["confusion"]), list(result["per_class"])))
+    if result["worst"]:
+        print(f"most confidently wrong ({len(result['worst'])}):")
+        for w in result["worst"]:
+            print(f"  {w['file']}: true {w['true']}, predicted {w['predicted']} ({w['probability']:.1%})")
+    if result.get("skipped"):
+        print(f"{len(result['skipped'])} unreadable file(s) were skipped (listed under 'skipped' in --json)")
     sys.stdout.flush()

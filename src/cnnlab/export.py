@@ -106,9 +106,21 @@ def export_onnx(model: nn.Module, meta: dict, out: Path, opset: int | None = Non
     return used
 
 
-def check_images(meta: dict, data_dir: str | None, count: int = CHECK_IMAGES) -> tuple[torch.Tensor, str]:
+def check_images(
+    meta: dict, data_dir: str | None, count: int = CHECK_IMAGES, checkpoint=None
+) -> tuple[torch.Tensor, str]:
     """uint8 test images for the comparison, and what they are (for the report)."""
     shape = tuple(meta["input_shape"])
+    if "folder" in meta:  # a folder run: its own images, when the folder is still there
+        from cnnlab.data import load_for_checkpoint
+
+        try:
+            data = load_for_checkpoint(meta, checkpoint, None, data_dir, progress=False)
+            return data.test_x[
+                :count
+            ], f"{min(count, len(data.test_x))} test images of {meta['folder']['root']}"
+        except CnnlabError:
+            pass
     for name in dict.fromkeys((meta["dataset"], "mnist-sample")):
         try:
             data = load_dataset(
@@ -150,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         raise CnnlabError(f"cannot write {out}: {out.parent} is not writable", EXIT_OUT_UNWRITABLE)
     model, meta = load_checkpoint(args.checkpoint)
     opset = export_onnx(model, meta, out, args.opset)
-    images, what = check_images(meta, args.data_dir)
+    images, what = check_images(meta, args.data_dir, checkpoint=args.checkpoint)
     diff, agree = compare(model, meta, out, images)
     result = {
         "onnx": str(out),

@@ -53,6 +53,7 @@ class Rule:
     what: str = "value"  # what a name is, for "unknown model ..." messages
     optional: bool = False  # None is allowed (= not set)
     size: int = 0  # a list of values, each checked by the rule: > 0 exactly this many, -1 any number
+    empty_ok: bool = False  # text: "" is allowed (= not set)
 
     def names(self) -> list[str]:
         return list(self.choices() if callable(self.choices) else self.choices or [])
@@ -101,7 +102,9 @@ class Rule:
         if ok and self.kind in (int, float):
             ok = _in_range(self, value)
         if ok and self.kind is str:
-            ok = bool(value.strip()) and "\0" not in value  # a NUL byte cannot be in a path or a name
+            ok = (
+                bool(value.strip()) or (self.empty_ok and not value)
+            ) and "\0" not in value  # no NUL in a path
         return value, (None if ok else f"{flag} {show(value)}: must be {self.allowed()}")
 
 

@@ -3,7 +3,11 @@
 For digit datasets (MNIST, KMNIST) we redo what LeCun et al. did to build MNIST: greyscale; light
 ink on a dark background (a dark-on-light scan is inverted); crop to the ink; scale the ink to fit a
 20 x 20 box keeping its aspect ratio (anti-aliased); paste it into 28 x 28 so its centre of mass
-sits at the centre. Other datasets: greyscale or RGB as the model wants, fitted and centred.
+sits at the centre. Models trained on a folder of photos (checkpoint `"preprocess": "photo"`) get
+exactly what their training images got (`cnnlab.data.images.to_array`): shorter side resized to the
+input size, centre crop, greyscale or RGB; normalised with the run's own mean/std like every input.
+A digit folder (`"preprocess": "digit"`, 1 x 28 x 28) gets MNIST's recipe. The built-in
+Fashion-MNIST and CIFAR-10 keep being fitted and centred (how those datasets were made).
 """
 
 import io
@@ -117,11 +121,32 @@ def fit_style(img: Image.Image, shape: tuple[int, int, int]) -> torch.Tensor:
     return torch.from_numpy(arr.reshape(h, w, c).transpose(2, 0, 1).copy())
 
 
-def prepare(img: Image.Image, meta: dict) -> torch.Tensor:
-    """The model's uint8 input (C x H x W) for one image, by the checkpoint's dataset."""
+def photo_style(img: Image.Image, shape: tuple[int, int, int]) -> torch.Tensor:
+    """C x S x S uint8 exactly as a folder dataset's training images were made: shorter side to S,
+    centre crop, alpha on white, greyscale or RGB."""
+    from cnnlab.data.images import to_array
+
+    c, h, _ = shape
+    return torch.from_numpy(to_array(img, h, c).copy())
+
+
+def preprocessing(meta: dict) -> str:
+    """ "digit", "photo" (folder photos) or "fit" (built-in Fashion-MNIST/CIFAR-10), from the checkpoint."""
     shape = tuple(meta["input_shape"])
-    if meta["dataset"] in DIGIT_DATASETS and shape == (1, 28, 28):
+    kind = meta.get("preprocess") or ("digit" if meta["dataset"] in DIGIT_DATASETS else "fit")
+    if kind == "digit" and shape == (1, 28, 28):
+        return "digit"
+    return "photo" if kind == "photo" and "folder" in meta else "fit"
+
+
+def prepare(img: Image.Image, meta: dict) -> torch.Tensor:
+    """The model's uint8 input (C x H x W) for one image, by the checkpoint's preprocessing."""
+    shape = tuple(meta["input_shape"])
+    kind = preprocessing(meta)
+    if kind == "digit":
         return mnist_style(img)
+    if kind == "photo":
+        return photo_style(img, shape)
     return fit_style(img, shape)
 
 

@@ -1,10 +1,13 @@
-"""Datasets as whole uint8 tensors in memory: N x C x H x W images, int64 labels, class names.
+"""Datasets as whole uint8 tensors: N x C x H x W images, int64 labels, class names.
 
-`load_dataset(name)` is the one entry point; see `sources.py` for where files are looked for.
+`load_dataset(name)` is the one entry point; see `sources.py` for where files are looked for. A folder
+of your own images (`folder`, or any existing folder path) comes from `folder.py`/`folder_cache.py`
+as tensors over a memory-mapped decode cache, so it need not fit in RAM.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,6 +26,13 @@ class Dataset:
     classes: list[str]  # class names, index = label
     mean: tuple[float, ...]  # per-channel mean of the training images, on the 0..1 scale
     std: tuple[float, ...]  # per-channel standard deviation, same scale
+    # folder datasets (and what every checkpoint records about how to prepare a new image)
+    val_x: torch.Tensor | None = None  # validation images when the dataset has its own split, else None
+    val_y: torch.Tensor | None = None  # their labels
+    test_files: list[str] | None = None  # test image file names (folders), for "worst files" reports
+    preprocess: str = "photo"  # how `predict` prepares a new image: "digit" (MNIST's recipe) or "photo"
+    orientation_sensitive: bool = False  # mirrored images are other classes: flips are refused
+    source: Any = None  # folder datasets: the `folder_cache.FolderData` (root, split, skipped files)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -71,17 +81,37 @@ DATASETS: dict[str, Info] = {
 SAMPLE_TRAIN = 8000
 
 
+DIGIT_NAMES = frozenset({"mnist", "mnist-sample", "kmnist"})
+
+
 def list_datasets() -> list[str]:
     """Names `load_dataset` accepts, sorted (e.g. "mnist", "mnist-sample", "cifar10")."""
     return sorted(DATASETS)
 
 
 def load_dataset(
-    name: str, data_dir: str | None = None, download: bool = True, progress: bool = True
+    name: str,
+    data_dir: str | None = None,
+    download: bool = True,
+    progress: bool = True,
+    options=None,
+    log=None,
 ) -> Dataset:
-    """Read dataset `name` fully into memory, validating every file."""
+    """Read dataset `name` fully into memory, validating every file. `folder` (with data_dir) or an
+    existing folder path is a folder of images, read with `options` (a `folder.FolderOptions`);
+    `log(text)` gets its per-class report."""
     if name not in DATASETS:
-        raise unknown_error("dataset", name, list_datasets())
+        from cnnlab.data.folder import FolderOptions, is_folder_dataset
+
+        if is_folder_dataset(name):
+            from cnnlab.data.folder_cache import load_folder, once_first_rank
+
+            opts = options or FolderOptions()
+            fd = once_first_rank(
+                lambda first: load_folder(name, data_dir, opts, log if first else None, progress and first)
+            )
+            return from_folder(fd)
+        raise unknown_error("dataset", name, [*list_datasets(), "folder (with --data-dir)", "a folder path"])
     info = DATASETS[name]
     if info.kind == "bundled":
         x, y = _read_idx_pair(sources.BUNDLED, "mnist-sample", len(info.classes))
@@ -101,7 +131,61 @@ def load_dataset(
                 *_read_idx_pair(folder, "train", len(info.classes)),
                 *_read_idx_pair(folder, "t10k", len(info.classes)),
             )
-    return Dataset(name, *parts, list(info.classes), info.mean, info.std)
+    digits = name in DIGIT_NAMES
+    return Dataset(
+        name,
+        *parts,
+        list(info.classes),
+        info.mean,
+        info.std,
+        preprocess="digit" if digits else "photo",
+        orientation_sensitive=digits,
+    )
+
+
+def from_folder(fd) -> Dataset:
+    """Tensors over the folder's memory map (no copy: rows are read when a batch needs them)."""
+    import warnings
+
+    with warnings.catch_warnings():  # the map is read-only and nothing here writes to it
+        warnings.simplefilter("ignore", UserWarning)
+        x = torch.from_numpy(fd.x)
+        y = torch.from_numpy(fd.y)
+    a, b = fd.counts["train"], fd.counts["train"] + fd.counts["val"]
+    return Dataset(
+        "folder",
+        x[:a],
+        y[:a],
+        x[b:],
+        y[b:],
+        list(fd.classes),
+        fd.mean,
+        fd.std,
+        val_x=x[a:b] if b > a else None,
+        val_y=y[a:b] if b > a else None,
+        test_files=list(fd.files["test"]),
+        preprocess=fd.preprocess,
+        orientation_sensitive=fd.orientation_sensitive,
+        source=fd,
+    )
+
+
+def load_for_checkpoint(
+    meta: dict,
+    checkpoint: str | Path | None,
+    name: str | None = None,
+    data_dir: str | None = None,
+    progress=True,
+) -> Dataset:
+    """The dataset a checkpoint was trained on, with its exact test split for folder runs (the run's
+    split.json); `name` picks another dataset instead."""
+    if name is None and "folder" in meta:
+        from cnnlab.checkpoint import resolve
+        from cnnlab.data.folder_cache import load_saved
+
+        run_dir = resolve(checkpoint).parent if checkpoint is not None else None
+        return from_folder(load_saved(meta, run_dir, data_dir, progress))
+    return load_dataset(name or meta["dataset"], data_dir, progress=progress)
 
 
 def _read_idx_pair(folder: Path, prefix: str, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,9 +197,9 @@ def _read_idx_pair(folder: Path, prefix: str, num_classes: int) -> tuple[torch.T
 
 
 def _find(folder: Path, stem: str) -> Path:
-    for p in (folder / f"{stem}.gz", folder / stem):
-        if p.is_file():
-            return p
+    for name in sources.idx_names(f"{stem}.gz"):
+        if (folder / name).is_file():
+            return folder / name
     raise CnnlabError(f"{folder}: missing {stem}[.gz]")
 
 

@@ -5,6 +5,9 @@ A spec is a comma-separated list of ``key[=value]`` terms, applied in this order
 - ``translate=R`` (alias ``crop=R``): pad by R pixels (reflect) and take a random crop of the original size,
   i.e. shift every image by its own (dy, dx) in [-R, R]^2. airbench's ``batch_crop``, done here with two
   ``gather`` calls instead of a loop over shifts.
+- ``resized-crop=S`` (alias ``rrc=S``): Inception-style random resized crop on the whole batch: each image
+  gets its own crop of S..100% of its area with aspect ratio 3/4..4/3, resized back to the input size
+  (bilinear), all in one ``affine_grid`` + ``grid_sample`` call. For photos; S is typically 0.35-0.5.
 - ``flip`` or ``flip=P``: mirror each image left-right with probability P (default 0.5). Refused for digit
   and character datasets (a mirrored 2 or 7 is not a 2 or 7); see ``NO_FLIP``.
 - ``erase=P``: random erasing (Zhong et al. 2017, "Random Erasing Data Augmentation") with probability P per
@@ -27,7 +30,8 @@ from cnnlab.errors import CnnlabError
 
 # Datasets whose classes are not mirror-symmetric: handwritten digits and Kuzushiji characters.
 NO_FLIP = frozenset({"mnist", "mnist-sample", "kmnist"})
-_KEYS = ("translate", "crop", "flip", "erase")
+_KEYS = ("translate", "crop", "resized-crop", "rrc", "flip", "erase")
+_RRC_RATIO = (3 / 4, 4 / 3)  # torchvision RandomResizedCrop defaults
 _ERASE_AREA = (0.02, 1 / 3)  # torchvision RandomErasing defaults
 _ERASE_RATIO = (0.3, 3.3)
 
@@ -44,7 +48,7 @@ def parse_spec(spec: str) -> dict[str, float]:
         key = key.strip()
         if key not in _KEYS:
             raise CnnlabError(f"--augment: unknown term {term!r}; use {', '.join(_KEYS)} or none")
-        key = "translate" if key == "crop" else key
+        key = {"crop": "translate", "rrc": "resized-crop"}.get(key, key)
         if key in out:
             raise CnnlabError(f"--augment: {key!r} given twice in {spec!r}")
         out[key] = _value(key, value.strip(), term)
@@ -64,15 +68,18 @@ def _value(key: str, text: str, term: str) -> float:
         if v != int(v) or not 0 <= v <= 8:
             raise CnnlabError(f"--augment: translate must be a whole number of pixels 0..8, got {text}")
         return int(v)
+    if key == "resized-crop" and not 0.05 <= v <= 1:
+        raise CnnlabError(f"--augment: resized-crop is the smallest area kept, in [0.05, 1], got {text}")
     if not 0 <= v <= 1:
         raise CnnlabError(f"--augment: {key} is a probability in [0, 1], got {text}")
     return v
 
 
-def check_spec(spec: str, dataset: str | None = None) -> None:
-    """Validate a spec before training starts; flipping a digit/character dataset is refused."""
+def check_spec(spec: str, dataset: str | None = None, orientation_sensitive: bool = False) -> None:
+    """Validate a spec before training starts; flipping a digit/character dataset (or one marked
+    orientation-sensitive) is refused."""
     terms = parse_spec(spec)
-    if terms.get("flip") and dataset in NO_FLIP:
+    if terms.get("flip") and (dataset in NO_FLIP or orientation_sensitive):
         raise CnnlabError(
             f"--augment flip makes no sense for {dataset}: a mirrored digit or character is not one"
         )
@@ -84,6 +91,8 @@ def augment_batch(x: torch.Tensor, spec: str, generator: torch.Generator) -> tor
     if not terms:
         return x
     channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1
+    if terms.get("resized-crop"):
+        x = random_resized_crop(x, terms["resized-crop"], generator)
     if terms.get("translate"):
         x = random_translate(x, int(terms["translate"]), generator)
     if terms.get("flip"):
@@ -101,6 +110,31 @@ def random_translate(x: torch.Tensor, r: int, generator: torch.Generator) -> tor
     rows = (torch.arange(h, device=x.device) + shifts[:, :1]).view(n, 1, h, 1).expand(n, c, h, w + 2 * r)
     cols = (torch.arange(w, device=x.device) + shifts[:, 1:]).view(n, 1, 1, w).expand(n, c, h, w)
     return padded.gather(2, rows).gather(3, cols)
+
+
+def crop_boxes(n: int, min_area: float, generator: torch.Generator, device) -> torch.Tensor:
+    """n x 4 (cy, cx, h, w) in units of the image (0..1): area fraction uniform in [min_area, 1], aspect
+    ratio log-uniform in 3/4..4/3 (torchvision's RandomResizedCrop), clipped to the image, placed anywhere."""
+    u = torch.rand(n, 4, generator=generator, device=device)
+    area = min_area + u[:, 0] * (1 - min_area)
+    lo, hi = math.log(_RRC_RATIO[0]), math.log(_RRC_RATIO[1])
+    ratio = torch.exp(lo + u[:, 1] * (hi - lo))
+    h = torch.sqrt(area / ratio).clamp(max=1.0)
+    w = torch.sqrt(area * ratio).clamp(max=1.0)
+    cy = h / 2 + u[:, 2] * (1 - h)
+    cx = w / 2 + u[:, 3] * (1 - w)
+    return torch.stack([cy, cx, h, w], 1)
+
+
+def random_resized_crop(x: torch.Tensor, min_area: float, generator: torch.Generator) -> torch.Tensor:
+    """Each image: its own random crop (see crop_boxes), resized back to H x W, in one grid_sample."""
+    n = len(x)
+    cy, cx, h, w = crop_boxes(n, min_area, generator, x.device).to(x.dtype).unbind(1)
+    theta = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
+    theta[:, 0, 0], theta[:, 0, 2] = w, 2 * cx - 1  # output x in [-1, 1] -> input x in the crop
+    theta[:, 1, 1], theta[:, 1, 2] = h, 2 * cy - 1
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def random_flip(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:

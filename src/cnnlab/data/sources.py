@@ -1,6 +1,7 @@
 """Where dataset files come from, tried in this order (first hit wins):
 
-1. `--data-dir DIR`  (the files in DIR, or in DIR/<dataset>)
+1. `--data-dir DIR`  (the files in DIR, or in DIR/<dataset>, or where torchvision put them:
+                     DIR/MNIST/raw, DIR/FashionMNIST/raw, DIR/KMNIST/raw, DIR/cifar-10-batches-py)
 2. `$CNNLAB_DATA`    (same rule)
 3. the user cache    (`~/.cache/cnnlab/<dataset>` on Linux; platformdirs elsewhere)
 4. download          (each official mirror in turn, MD5-checked, into the cache)
@@ -112,13 +113,36 @@ SOURCES: dict[str, Source] = {
 }
 
 
+# torchvision's download folders (`datasets.MNIST(root=DIR, download=True)` -> DIR/MNIST/raw/...)
+TORCHVISION_DIRS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
+
+
+def idx_names(name: str) -> list[str]:
+    """A file name as served ("train-images-idx3-ubyte.gz") and the spellings found on disks: without
+    .gz, and with a dot ("train-images.idx3-ubyte", how some mirrors and tutorials name it)."""
+    raw = name.removesuffix(".gz")
+    dotted = raw.replace("-idx", ".idx")
+    return list(dict.fromkeys([name, raw, dotted + ".gz", dotted]))
+
+
+def candidate_folders(base: Path, name: str) -> list[Path]:
+    """Where a dataset's files may sit below a folder: the folder, its <name>/ subfolder, torchvision's
+    layout (<base>/MNIST/raw, also <base>/<name>/MNIST/raw), or the CIFAR batches folder itself."""
+    out = [base, base / name]
+    if name in TORCHVISION_DIRS:
+        out += [base / TORCHVISION_DIRS[name] / "raw", base / name / TORCHVISION_DIRS[name] / "raw"]
+    if name == "cifar10" and base.name == "cifar-10-batches-py":
+        out.append(base.parent)
+    return out
+
+
 def cache_dir(name: str) -> Path:
     return Path(os.environ.get("CNNLAB_CACHE", user_cache_dir("cnnlab"))) / name
 
 
 def _present(folder: Path, stem: str) -> Path | None:
     """The file `stem` in folder, raw or .gz (CIFAR: the tarball or an extracted folder)."""
-    for candidate in (stem, stem.removesuffix(".gz")):
+    for candidate in idx_names(stem):
         if (folder / candidate).is_file():
             return folder / candidate
     if stem == "cifar-10-python.tar.gz" and (folder / "cifar-10-batches-py").is_dir():
@@ -143,14 +167,14 @@ def locate(
     if only is not None:
         source = Source(tuple(f for f in source.files if f.name in only), source.mirrors)
     if data_dir is not None:
-        for folder in (Path(data_dir), Path(data_dir) / name):
+        for folder in candidate_folders(Path(data_dir), name):
             if _complete(folder, source):
                 return folder
         wanted = ", ".join(f.name for f in source.files)
         raise CnnlabError(f"--data-dir {data_dir}: {name} files not found there (need {wanted}, raw or .gz)")
     env = os.environ.get("CNNLAB_DATA")
     tried = []
-    for folder in ([Path(env), Path(env) / name] if env else []) + [cache_dir(name)]:
+    for folder in (candidate_folders(Path(env), name) if env else []) + [cache_dir(name)]:
         if _complete(folder, source):
             return folder
         tried.append(str(folder))

@@ -19,11 +19,13 @@ Checkpoint = (
 )  # a run folder, a checkpoint file, or load_checkpoint()'s pair
 
 
-def test_set(meta: dict, dataset: str | None = None, data_dir: str | None = None):
-    """The checkpoint's own dataset, or `dataset` if it has the same image shape and classes."""
-    from cnnlab.data import load_dataset
+def test_set(meta: dict, dataset: str | None = None, data_dir: str | None = None, checkpoint=None):
+    """The checkpoint's own dataset (a folder run: its exact saved test split), or `dataset` if it has
+    the same image shape and classes."""
+    from cnnlab.data import load_for_checkpoint
 
-    data = load_dataset(dataset or meta["dataset"], data_dir)
+    path = None if isinstance(checkpoint, tuple) else checkpoint
+    data = load_for_checkpoint(meta, path, dataset, data_dir)
     if list(data.shape) != list(meta["input_shape"]) or len(data.classes) != len(meta["classes"]):
         raise CnnlabError(
             f"{data.name} images ({list(data.shape)}) do not fit a {meta['dataset']} checkpoint"
@@ -47,7 +49,7 @@ def plot_confusion(checkpoint: Checkpoint, dataset: str | None = None, data_dir:
     from cnnlab.evaluate import confusion_matrix
 
     model, meta = as_loaded(checkpoint)
-    data = test_set(meta, dataset, data_dir)
+    data = test_set(meta, dataset, data_dir, checkpoint)
     conf = confusion_matrix(_probs(model, meta, data.test_x).argmax(1), data.test_y, len(data.classes))
     return plots.confusion_figure(conf.tolist(), data.classes)
 
@@ -57,7 +59,7 @@ def plot_top_losses(
 ) -> Figure:
     """The `count` test images the checkpoint is most confidently wrong about."""
     model, meta = as_loaded(checkpoint)
-    data = test_set(meta, dataset, data_dir)
+    data = test_set(meta, dataset, data_dir, checkpoint)
     probs = _probs(model, meta, data.test_x)
     return plots.top_losses_figure(data.test_x, data.test_y, probs, data.classes, count)
 
@@ -70,7 +72,8 @@ def plot_samples(dataset: str, split: str = "train", count: int = 32, data_dir: 
         raise CnnlabError(f"split must be 'train' or 'test', got {split!r}")
     data = load_dataset(dataset, data_dir)
     x, y = (data.train_x, data.train_y) if split == "train" else (data.test_x, data.test_y)
-    return plots.samples_figure(x, y, data.classes, count, title=f"{dataset} {split} set")
+    label = Path(dataset).name or dataset  # a folder path: its name
+    return plots.samples_figure(x, y, data.classes, count, title=f"{label} {split} set")
 
 
 def plot_filters(checkpoint: Checkpoint) -> Figure:
@@ -100,7 +103,7 @@ def plot_feature_maps(
     elif image is not None:
         pixels = load_image(image, meta)
     else:
-        test_x = test_set(meta, data_dir=data_dir).test_x
+        test_x = test_set(meta, data_dir=data_dir, checkpoint=checkpoint).test_x
         if not 0 <= index < len(test_x):
             raise CnnlabError(f"--index {index} is outside the test set (0..{len(test_x) - 1})")
         pixels = test_x[index]

@@ -32,7 +32,7 @@ def run_top_losses(args: argparse.Namespace) -> Picture:
 
 def run_samples(args: argparse.Namespace) -> Picture:
     fig = pictures.plot_samples(args.dataset, args.split, args.count, args.data_dir)
-    return save(fig, args.out or f"samples-{args.dataset}.png")
+    return save(fig, args.out or f"samples-{Path(args.dataset).name or args.dataset}.png")
 
 
 def run_filters(args: argparse.Namespace) -> Picture:
@@ -63,7 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if kind == "curves":
             p.add_argument("source", metavar="RUN_DIR_OR_METRICS_CSV")
         elif kind == "samples":
-            p.add_argument("dataset", help="e.g. mnist-sample, mnist, fashion-mnist, cifar10")
+            p.add_argument(
+                "dataset", help="e.g. mnist-sample, mnist, fashion-mnist, cifar10, or an image folder"
+            )
             p.add_argument("--split", choices=["train", "test"], default="train")
         else:
             p.add_argument("checkpoint", help="run folder or .safetensors file")

@@ -25,6 +25,7 @@ import json
 import math
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -73,7 +74,13 @@ class Summary:
 
 
 def parse_input(text: str) -> Shape:
-    """'3x32x32' -> (3, 32, 32)."""
+    """'3x32x32' -> (3, 32, 32); a run folder or checkpoint -> the input shape it was trained on (e.g. a
+    model trained on a folder of your photos at --image-size 96: `--input runs/photos`)."""
+    if ("/" in text or text.endswith((".json", ".safetensors"))) and Path(text).exists():
+        from cnnlab.checkpoint import read_meta, resolve
+
+        c, h, w = read_meta(resolve(text))["input_shape"]
+        return int(c), int(h), int(w)
     parts = text.lower().replace("×", "x").split("x")
     if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
         raise CnnlabError(f"--input must be CxHxW with positive integers, e.g. 1x28x28; got {text!r}")

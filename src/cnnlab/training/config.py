@@ -32,6 +32,18 @@ class TrainConfig:
     # data split and stopping
     val_split: float = 0.0  # fraction of the training set held out (seeded) for model selection
     patience: int = 0  # early stopping after this many epochs without val improvement (0 = off)
+    # image folders: --dataset folder --data-dir ROOT (or --dataset ROOT); see cnnlab.data.folder.
+    # --val-split above is then taken per class (stratified), like --test-split.
+    image_size: int = (
+        0  # shorter side resized to N, centre crop (0 = from the data: 28 MNIST-like, 64 photos)
+    )
+    channels: int = 0  # 1 or 3 (0 = 1 when every image is greyscale, else 3)
+    classes: str = ""  # comma-separated class names: fixes their order or picks a subset ("" = all)
+    test_split: float = 0.2  # per-class fraction held out for testing when there is no test/ folder
+    split_seed: int = 0  # seeds the folder split (--seed changes the weights, not the split)
+    strict: bool = False  # an unreadable image is an error instead of being skipped and reported
+    balance: bool = False  # weight the loss by inverse class frequency (imbalanced datasets)
+    decode_workers: int = 0  # processes decoding images on a first run (0 = one per CPU core)
     # run control
     seed: int = 0  # seeds weights, data order, augmentation
     out: str | None = (

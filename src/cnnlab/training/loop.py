@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnlab.checkpoint import atomic_write_text, save_checkpoint, unwrap
-from cnnlab.data import Dataset, load_dataset, to_float
+from cnnlab.data import Dataset, to_float
 from cnnlab.data.augment import augment_batch, check_spec
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluate import evaluate
@@ -26,6 +26,7 @@ from cnnlab.inside.summary import check_input
 from cnnlab.models import get_model
 from cnnlab.training.budget import start_budget
 from cnnlab.training.config import TrainConfig
+from cnnlab.training.data_setup import class_weights, extra_meta, folder_splits, load_run_data, save_run_files
 from cnnlab.training.logger import Logger
 from cnnlab.training.optim import build_optimizer, build_scheduler
 from cnnlab.training.resume import (
@@ -97,13 +98,17 @@ def split_validation(data: Dataset, frac: float, seed: int):
     return data.train_x[tr], data.train_y[tr], data.train_x[va], data.train_y[va]
 
 
-def compute_loss(model: nn.Module, out, y: torch.Tensor, smoothing: float, scale: float) -> torch.Tensor:
+def compute_loss(
+    model: nn.Module, out, y: torch.Tensor, smoothing: float, scale: float, class_weight=None
+) -> torch.Tensor:
     """Summed cross-entropy times `scale`; a tuple output (GoogLeNet aux heads) is weighted by the
-    model's `loss_weights` (Szegedy et al. 2014: aux losses weighted 0.3)."""
+    model's `loss_weights` (Szegedy et al. 2014: aux losses weighted 0.3); `class_weight` (--balance)
+    weights each image by its class."""
     outs = out if isinstance(out, tuple) else (out,)
     weights = getattr(unwrap(model), "loss_weights", (1.0,) * len(outs))
     total = sum(
-        w * F.cross_entropy(o, y, reduction="sum", label_smoothing=smoothing) for w, o in zip(weights, outs)
+        w * F.cross_entropy(o, y, weight=class_weight, reduction="sum", label_smoothing=smoothing)
+        for w, o in zip(weights, outs)
     )
     return total * scale
 
@@ -112,11 +117,13 @@ def validate_names(cfg: TrainConfig) -> None:
     """Fail on a misspelt name before touching the disk or reading data."""
     from cnnlab.data import list_datasets
     from cnnlab.models import canonical_name, list_models
+    from cnnlab.training.data_setup import is_folder
     from cnnlab.training.optim import OPTIMIZERS, SCHEDULES
 
+    datasets = list_datasets() + ([cfg.dataset] if is_folder(cfg) else [])
     for what, value, names in (
         ("model", canonical_name(cfg.model), list_models()),  # old spellings (vgg11_bn) still work
-        ("dataset", cfg.dataset, list_datasets()),
+        ("dataset", cfg.dataset, datasets),
         ("optimizer", cfg.optimizer, OPTIMIZERS),
         ("schedule", cfg.schedule, SCHEDULES),
     ):
@@ -156,15 +163,17 @@ def _train(cfg: TrainConfig, json_mode: bool) -> dict | None:
     log(f"run folder: {out}")
     if cfg.tensorboard:
         log.open_tensorboard(out / "tensorboard")
-    data = load_dataset(cfg.dataset, cfg.data_dir, progress=log.bar_ok)
-    train_x, train_y, val_x, val_y = split_validation(data, cfg.val_split, cfg.seed)
+    data = load_run_data(cfg, log, log.bar_ok)  # folders: per-class table, skipped files, flip check
+    # a folder dataset brings its own stratified validation split
+    train_x, train_y, val_x, val_y = folder_splits(data) or split_validation(data, cfg.val_split, cfg.seed)
     if cfg.limit_train:
         train_x, train_y = train_x[: cfg.limit_train], train_y[: cfg.limit_train]
     check_train_size(cfg, len(train_y))  # --val-split near 1 can leave nothing to train on
     model = build_model(cfg, data).to(dd.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    meta = checkpoint_meta(cfg, model, data)
+    meta = {**checkpoint_meta(cfg, model, data), **extra_meta(data)}
+    class_weight = class_weights(cfg, train_y, len(data.classes), dd.device)  # --balance
     if dd.world > 1:
         if cfg.sync_bn and dd.device.type == "cpu":
             raise CnnlabError("--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
@@ -186,6 +195,7 @@ def _train(cfg: TrainConfig, json_mode: bool) -> dict | None:
     if dd.main:
         check_free_space(out, cfg, model)
         atomic_write_text(out / "config.json", _json(cfg.to_dict()))
+        save_run_files(out, data, log)  # folders: split.json, skipped.txt
         (out / "metrics.csv").unlink(missing_ok=True)  # rewritten from the resume state: no duplicate rows
         for row in prog.history:
             append_metrics(out / "metrics.csv", row)
@@ -221,7 +231,7 @@ def _train(cfg: TrainConfig, json_mode: bool) -> dict | None:
                 out_ = model(x)
                 # sum / global batch * world: DDP's gradient averaging then yields the global-batch mean
                 # (also for an uneven last batch: the shares' sums add up to the global sum)
-                loss = compute_loss(model, out_, y, cfg.label_smoothing, dd.world / len(idx))
+                loss = compute_loss(model, out_, y, cfg.label_smoothing, dd.world / len(idx), class_weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -23,7 +23,16 @@ from cnnlab.errors import CnnlabError
 LOCK = ".cnnlab-run.lock"
 RUNS = Path("runs")  # parent of numbered run folders, relative to the working directory
 LATEST = "latest"  # the link to the newest numbered run
-RUN_FILES = ("metrics.csv", "last.safetensors", "best.safetensors", "last.json", "best.json", "state.pt")
+RUN_FILES = (
+    "metrics.csv",
+    "last.safetensors",
+    "best.safetensors",
+    "last.json",
+    "best.json",
+    "state.pt",
+    "split.json",  # folder datasets: the saved split
+    "skipped.txt",  # folder datasets: unreadable files
+)
 _held: set[Path] = set()  # locks this process holds
 
 

@@ -38,7 +38,7 @@ def _recipes() -> list[str]:
 UNIT = dict(low=0, high=1, high_open=True)  # [0, 1)
 RULES: dict[str, Rule] = {
     "model": Rule(str, choices=_models, what="model"),
-    "dataset": Rule(str, choices=_datasets, what="dataset"),
+    "dataset": Rule(str),  # a built-in name, "folder" or a folder path: checked in COMBINATIONS (_dataset)
     "data_dir": Rule(str, optional=True),
     "width": Rule(float, 0, 16, low_open=True),  # > 16x the published widths is a typo, not a model
     "aux": Rule(bool),
@@ -72,7 +72,44 @@ RULES: dict[str, Rule] = {
     "tensorboard": Rule(bool),
     "max_steps": Rule(int, 0, BIG),
     "limit_train": Rule(int, 0, BIG),
+    # image folders
+    "image_size": Rule(int, 0, 4096),
+    "channels": Rule(int, 0, 3),
+    "classes": Rule(str, empty_ok=True),
+    "test_split": Rule(float, **UNIT),
+    "split_seed": Rule(int, 0, 2**32 - 1),
+    "strict": Rule(bool),
+    "balance": Rule(bool),
+    "decode_workers": Rule(int, 0, 256),
 }
+
+
+def _dataset(c) -> str | None:
+    from cnnlab.data.folder import is_folder_dataset
+    from cnnlab.options import unknown
+
+    names = _datasets()
+    if c.dataset in names or is_folder_dataset(c.dataset):
+        if c.dataset == "folder" and not c.data_dir:
+            return "--dataset folder needs --data-dir ROOT (a folder with one subfolder per class)"
+        return None
+    return unknown("dataset", c.dataset, [*names, "folder", "a folder path"], "--dataset")
+
+
+def _channels(c) -> str | None:
+    if c.channels == 2:
+        return "--channels 2: must be 0 (from the data), 1 (greyscale) or 3 (RGB)"
+
+
+def _splits(c) -> str | None:
+    from cnnlab.data.folder import is_folder_dataset
+
+    folder = c.dataset not in _datasets() and is_folder_dataset(c.dataset)  # only folders use --test-split
+    if folder and c.val_split + c.test_split >= 1:
+        return (
+            f"--val-split {c.val_split:g} and --test-split {c.test_split:g} leave no training images "
+            "(their sum must be below 1)"
+        )
 
 
 def _resume_overwrite(c) -> str | None:
@@ -115,6 +152,9 @@ def _augment(c) -> str | None:
 
 # (fields a check reads, the check): the check runs only when each of those fields passed its own rule
 COMBINATIONS: list[tuple[tuple[str, ...], Callable]] = [
+    (("dataset", "data_dir"), _dataset),
+    (("channels",), _channels),
+    (("val_split", "test_split"), _splits),
     (("resume", "overwrite"), _resume_overwrite),
     (("sync_bn",), _sync_bn),
     (("warmup_epochs", "epochs"), _warmup),

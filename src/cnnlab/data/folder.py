@@ -1,0 +1,268 @@
+"""A folder of your own images as a dataset: layouts, hygiene, a stratified split, the per-class table.
+
+Layouts (checked in this order):
+
+- `ROOT/{train,val|valid|validation,test}/<class>/...`: the splits are the user's (test optional: then
+  it is carved from train like below);
+- `ROOT/<class>/**/<image>`: one folder per class, images anywhere below it; cnnlab splits each class
+  on its own (stratified) into train / val / test by `--val-split` / `--test-split`, seeded by
+  `--split-seed`. A file's side is decided by a hash of (seed, its path), so the split is the same on
+  every run and adding images does not move the old ones to another side.
+
+Hidden folders and files (`.ipynb_checkpoints/`, `.DS_Store`, AppleDouble `._x.jpg`) and `__MACOSX/`
+are never classes or images. Class order: sorted by name with numbers compared as numbers ("2"
+before "10"); `--classes a,b,c` fixes the order or picks a subset. The decoding itself (parallel,
+cached, memory-mapped) is in `folder_cache.py`.
+"""
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from cnnlab.data.images import is_image_name
+from cnnlab.errors import CnnlabError
+
+SPLITS = ("train", "val", "test")
+SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+SKIP_DIRS = frozenset({"__MACOSX"})
+MARKER = "cnnlab.json"  # optional ROOT/cnnlab.json: {"orientation_sensitive": true, "preprocess": "digit"}
+DEFAULT_PHOTO_SIZE = 64  # default --image-size for photos: big enough to see, small enough for a CPU
+IMBALANCE = 5  # a class with under 1/IMBALANCE of the largest class's training images gets a warning
+
+
+@dataclass
+class FolderOptions:
+    image_size: int = 0  # shorter side resized to this, centre-cropped square (0 = chosen from the data)
+    channels: int = 0  # 1 or 3 (0 = 1 when every image is greyscale, else 3)
+    classes: str = ""  # comma-separated class names: their order, or a subset ("" = all, natural order)
+    val_split: float = 0.0  # per-class fraction held out for validation (when there is no val/ folder)
+    test_split: float = 0.2  # per-class fraction held out for testing (when there is no test/ folder)
+    split_seed: int = 0  # seeds the split (separate from --seed: new weights, same split)
+    strict: bool = False  # an unreadable file is an error instead of being skipped
+    decode_workers: int = 0  # processes that decode images (0 = one per CPU core)
+
+    @classmethod
+    def from_config(cls, cfg) -> "FolderOptions":
+        """The options named like fields of `cfg` (a TrainConfig or argparse namespace)."""
+        return cls(
+            **{f.name: getattr(cfg, f.name) for f in fields(cls) if getattr(cfg, f.name, None) is not None}
+        )
+
+    def settings(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k not in ("strict", "decode_workers")}
+
+
+@dataclass
+class Scan:
+    root: Path  # the dataset folder (absolute)
+    classes: list[str]  # label -> name
+    files: dict[
+        str, list[tuple[str, int]]
+    ]  # split ("all" when not given) -> [(path relative to root, label)]
+    given: bool  # the splits come from train/val/test folders
+    marker: dict = field(default_factory=dict)  # ROOT/cnnlab.json, if any
+
+
+_DIGIT_RUNS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key comparing runs of digits as numbers: "2" < "10", "img9" < "img10"; case-insensitive."""
+    parts = [int(t) if t.isdigit() else t.lower() for t in _DIGIT_RUNS.split(name)]
+    return parts, name
+
+
+def is_folder_dataset(name: str | None) -> bool:
+    """`--dataset folder`, or a --dataset value that is an existing folder (callers check built-in names
+    first: a built-in name wins over a folder of that name in the current directory)."""
+    return name == "folder" or (bool(name) and Path(str(name)).expanduser().is_dir())
+
+
+def resolve_root(name: str, data_dir: str | None) -> Path:
+    """The folder of a folder dataset: --data-dir for `--dataset folder`, else the --dataset path itself."""
+    root = data_dir if name == "folder" else name
+    if not root:
+        raise CnnlabError("--dataset folder needs --data-dir ROOT (a folder with one subfolder per class)")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise CnnlabError(f"{root}: no such folder")
+    return path.resolve()
+
+
+def _visible_dirs(folder: Path) -> list[Path]:
+    try:
+        entries = list(folder.iterdir())
+    except OSError as e:
+        raise CnnlabError(f"{folder}: cannot list ({e.strerror or e})") from None
+    return [d for d in entries if d.is_dir() and not d.name.startswith(".") and d.name not in SKIP_DIRS]
+
+
+def images_under(folder: Path, root: Path) -> list[str]:
+    """Image files anywhere below folder (hidden folders and files skipped), relative to root, sorted
+    (plain string order: a natural sort key per file would cost more than the rest of a warm start)."""
+    found = []
+    for here, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS]
+        prefix = os.path.relpath(here, root).replace(os.sep, "/") + "/"  # strings: Path per file is slow
+        found += [prefix + f for f in files if is_image_name(f)]
+    return sorted(found)
+
+
+def pick_classes(found: list[str], wanted: str, where: Path) -> list[str]:
+    """Natural order of the class folders, or the --classes list (order and subset), checked."""
+    names = sorted(found, key=natural_key)
+    if not wanted:
+        return names
+    chosen = [c.strip() for c in wanted.split(",") if c.strip()]
+    missing = [c for c in chosen if c not in names]
+    if missing:
+        raise CnnlabError(f"--classes: no folder {', '.join(missing)} in {where}; found: {', '.join(names)}")
+    if len(set(chosen)) != len(chosen):
+        raise CnnlabError(f"--classes: a class is named twice in {wanted!r}")
+    if len(chosen) < 2:
+        raise CnnlabError("--classes: name at least two classes")
+    return chosen
+
+
+def scan(root: Path, classes: str = "") -> Scan:
+    """Find the layout, the classes and every image file; one-line errors for empty classes or folders."""
+    top = _visible_dirs(root)
+    by_split = {SPLIT_DIRS[d.name.lower()]: d for d in top if d.name.lower() in SPLIT_DIRS}
+    given = "train" in by_split and len(by_split) > 1
+    marker = _read_marker(root)
+    if given:
+        class_dirs = {d.name for d in _visible_dirs(by_split["train"])}
+        names = pick_classes(list(class_dirs), classes, by_split["train"])
+        for folder in by_split.values():
+            extra = {d.name for d in _visible_dirs(folder)} - class_dirs
+            if extra and not classes:
+                raise CnnlabError(
+                    f"{folder}: class folder(s) {', '.join(sorted(extra))} not in {by_split['train']}"
+                )
+        files = {s: _class_files(by_split[s], names, root, required=(s == "train")) for s in by_split}
+    else:
+        if not top:
+            raise CnnlabError(
+                f"{root}: no class folders; put images in ROOT/<class>/ (one folder per class) "
+                "or ROOT/train/<class>/ and ROOT/test/<class>/"
+            )
+        names = pick_classes([d.name for d in top], classes, root)
+        files = {"all": _class_files(root, names, root, required=True)}
+    if len(names) < 2:
+        raise CnnlabError(
+            f"{root}: found only {len(names)} class folder(s) ({', '.join(names)}); need two or more"
+        )
+    return Scan(root, names, files, given, marker)
+
+
+def _class_files(folder: Path, names: list[str], root: Path, required: bool) -> list[tuple[str, int]]:
+    out = []
+    for label, name in enumerate(names):
+        sub = folder / name
+        found = images_under(sub, root) if sub.is_dir() else []
+        if not found and (required or sub.is_dir()):
+            raise CnnlabError(f"{sub}: no images in this class folder ({', '.join(sorted(EXT_HINT))})")
+        out += [(f, label) for f in found]
+    return out
+
+
+EXT_HINT = ("jpg", "png", "bmp", "gif", "webp", "tif", "ppm", "pgm")
+
+
+def _read_marker(root: Path) -> dict:
+    path = root / MARKER
+    if not path.is_file():
+        return {}
+    try:
+        marker = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise CnnlabError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(marker, dict):
+        raise CnnlabError(f"{path}: expected a JSON object")
+    return marker
+
+
+def _rank(seed: int, path: str) -> str:
+    return hashlib.sha1(f"{seed}\0{path}".encode()).hexdigest()
+
+
+def stratified_split(
+    files: list[tuple[str, int]], fractions: dict[str, float], seed: int
+) -> dict[str, list[tuple[str, int]]]:
+    """Split each class on its own: round(n * fraction) files to each held-out split, the rest to train
+    (at least one training image per class). Which files go where depends on a hash of (seed, path) only."""
+    out: dict[str, list[tuple[str, int]]] = {"train": [], **{s: [] for s in fractions}}
+    by_class: dict[int, list[str]] = {}
+    for path, label in files:
+        by_class.setdefault(label, []).append(path)
+    for label, paths in sorted(by_class.items()):
+        ranked = sorted(paths, key=lambda p: _rank(seed, p))
+        n, at = len(ranked), 0
+        for split, frac in fractions.items():
+            k = min(round(n * frac), max(n - 1 - at, 0))
+            out[split] += [(p, label) for p in ranked[at : at + k]]
+            at += k
+        out["train"] += [(p, label) for p in ranked[at:]]
+    place = {p: i for i, (p, _) in enumerate(files)}  # files come in scan order: class, then natural
+    return {s: sorted(v, key=lambda t: (t[1], place[t[0]])) for s, v in out.items()}
+
+
+def assign_splits(sc: Scan, opts: FolderOptions, keep) -> dict[str, list[tuple[str, int]]]:
+    """{"train", "val", "test"} file lists: the given folders, else (or for a missing one) a stratified
+    split. `keep(path)` drops files found unreadable before splitting."""
+    for name, frac in (("--val-split", opts.val_split), ("--test-split", opts.test_split)):
+        if not 0 <= frac < 1:
+            raise CnnlabError(f"{name} must be in [0, 1), got {frac}")
+    if opts.val_split + opts.test_split >= 1:
+        raise CnnlabError("--val-split + --test-split must leave some training images")
+    files = {s: [(p, y) for p, y in v if keep(p)] for s, v in sc.files.items()}
+    if not sc.given:
+        return stratified_split(
+            files["all"], {"test": opts.test_split, "val": opts.val_split}, opts.split_seed
+        )
+    carve = {s: f for s, f in (("test", opts.test_split), ("val", opts.val_split)) if s not in files}
+    out = stratified_split(files["train"], carve, opts.split_seed) if carve else {"train": files["train"]}
+    return {s: files.get(s, out.get(s, [])) if s != "train" else out["train"] for s in SPLITS}
+
+
+def class_table(classes: list[str], splits: dict[str, list[tuple[str, int]]]) -> tuple[str, list[str]]:
+    """The per-class, per-split image counts as text, and warnings for small classes."""
+    counts = {s: [0] * len(classes) for s in SPLITS}
+    for s in SPLITS:
+        for _, y in splits.get(s, []):
+            counts[s][y] += 1
+    w = max(8, *(len(c) for c in classes)) + 2
+    lines = ["class".ljust(w) + "".join(s.rjust(8) for s in SPLITS)]
+    for i, c in enumerate(classes):
+        lines.append(c.ljust(w) + "".join(str(counts[s][i]).rjust(8) for s in SPLITS))
+    lines.append("total".ljust(w) + "".join(str(sum(counts[s])).rjust(8) for s in SPLITS))
+    largest = max(counts["train"])
+    warnings = [
+        f"warning: class {c!r} has {n} training images, under 1/{IMBALANCE} of the largest ({largest}); "
+        "consider --balance"
+        for c, n in zip(classes, counts["train"])
+        if n * IMBALANCE < largest
+    ]
+    return "\n".join(lines), warnings
+
+
+def choose_size(shorts: list[int]) -> int:
+    """Default --image-size: the median shorter side for small images (28 for MNIST-like, 32 for
+    CIFAR-like), DEFAULT_PHOTO_SIZE for anything larger (photos)."""
+    if not shorts:
+        return DEFAULT_PHOTO_SIZE
+    median = sorted(shorts)[len(shorts) // 2]
+    return max(8, min(median, DEFAULT_PHOTO_SIZE))
+
+
+def kind_of(classes: list[str], channels: int, marker: dict) -> tuple[str, bool]:
+    """(preprocess "digit" | "photo", orientation-sensitive): a one-channel folder whose classes are the
+    digits 0-9 is a digit set (MNIST-style preprocessing, no flips); ROOT/cnnlab.json can say otherwise."""
+    digits = channels == 1 and all(c in {str(i) for i in range(10)} for c in classes)
+    preprocess = marker.get("preprocess", "digit" if digits else "photo")
+    if preprocess not in ("digit", "photo"):
+        raise CnnlabError(f"{MARKER}: preprocess must be 'digit' or 'photo', got {preprocess!r}")
+    return preprocess, bool(marker.get("orientation_sensitive", digits))

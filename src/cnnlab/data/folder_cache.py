@@ -1,0 +1,365 @@
+"""A folder dataset decoded once, in parallel, into the shared uint8 cache (`cache.py`), then memory-mapped.
+
+Two cached passes, each keyed by the files' paths, sizes and mtimes:
+
+1. inspect: every image is opened and fully decoded once up front (worker processes, progress bar);
+   a corrupt or unreadable file is found here and skipped (or, with --strict, named in an error),
+   never in epoch 3. It also tells whether every image is greyscale and how large they are, which
+   picks the default channels and --image-size.
+2. decode: every kept image, resized to --image-size, is written straight into one memory-mapped
+   N x C x S x S uint8 array (train rows, then val, then test), by the worker processes in chunks.
+
+A rerun with the same files and settings hits both entries and starts in a fraction of a second.
+Training reads rows out of the memory map batch by batch, so a folder larger than RAM trains with
+bounded memory. Under DDP rank 0 builds the entries while the other ranks wait, then every rank maps
+the same files and reads only its own share of each batch.
+"""
+
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cnnlab.data import cache
+from cnnlab.data.folder import (
+    SPLITS,
+    FolderOptions,
+    assign_splits,
+    choose_size,
+    class_table,
+    kind_of,
+    resolve_root,
+    scan,
+)
+from cnnlab.data.images import decode_chunk, inspect_chunk
+from cnnlab.errors import CnnlabError
+
+CHUNK = 128  # images per task handed to a worker
+IN_PROCESS_BELOW = 400  # fewer images than this decode in this process: starting workers costs more
+SPLIT_FILE = "split.json"  # in the run folder: the exact files of each split, so `eval` reuses the test set
+SKIPPED_FILE = "skipped.txt"  # in the run folder: every unreadable file and why
+
+
+@dataclass
+class FolderData:
+    root: Path  # the dataset folder
+    classes: list[str]  # label -> name
+    x: np.ndarray  # N x C x S x S uint8 memory map: train rows, then val, then test
+    y: np.ndarray  # N int64 labels
+    counts: dict[str, int]  # images per split
+    files: dict[str, list[str]]  # split -> file paths relative to root, row order
+    mean: tuple[float, ...]  # per-channel mean of the training images (0..1)
+    std: tuple[float, ...]  # per-channel standard deviation
+    preprocess: str = "photo"  # "digit" | "photo": how `predict` prepares a new image
+    orientation_sensitive: bool = False  # flips refused
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) unreadable or missing
+    options: dict = field(default_factory=dict)  # the FolderOptions settings that made it
+
+    def part(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        start = sum(self.counts[s] for s in SPLITS[: SPLITS.index(split)])
+        end = start + self.counts[split]
+        return self.x[start:end], self.y[start:end]
+
+
+def _workers(requested: int, n: int) -> int:
+    if n < IN_PROCESS_BELOW:
+        return 1
+    return max(1, min(requested or os.cpu_count() or 1, -(-n // CHUNK)))
+
+
+def _run(fn, jobs: list[tuple], sizes: list[int], workers: int, progress: bool, desc: str) -> list:
+    """fn(*job) for every job, in worker processes when workers > 1; results in job order."""
+    from tqdm import tqdm
+
+    results: list = [None] * len(jobs)
+    bar = tqdm(
+        total=sum(sizes),
+        desc=desc,
+        unit="img",
+        file=sys.stderr,
+        disable=not (progress and sys.stderr.isatty()),
+        leave=False,
+    )
+    if workers <= 1:
+        for i, job in enumerate(jobs):
+            results[i] = fn(*job)
+            bar.update(sizes[i])
+    else:
+        # fork: workers start at once and need no re-import; they only run PIL/numpy code on files
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
+            for f in as_completed(futures):
+                results[futures[f]] = f.result()
+                bar.update(sizes[futures[f]])
+    bar.close()
+    return results
+
+
+_STATS: dict[str, str] = {}  # relative path -> "size\0mtime" in the folder being loaded: one stat per file
+
+
+def folder_key(root: Path, rels: list[str], settings: dict) -> str:
+    """Like `cache.cache_key` (every file's path, size and mtime, plus the settings), but resolving only
+    the root and stating each file once per call of `load_folder`: 20,000 `Path.resolve` calls would cost
+    a second on every start."""
+    h = hashlib.sha256(f"cnnlab-cache-v{cache.VERSION}-folder\0{root.resolve()}".encode())
+    base = str(root) + os.sep
+    parts = []
+    for r in rels:
+        stamp = _STATS.get(r)
+        if stamp is None:
+            try:
+                st = os.stat(base + r)
+            except OSError as e:
+                raise CnnlabError(f"{base + r}: cannot read ({e.strerror or e})") from None
+            stamp = _STATS[r] = f"{st.st_size}\0{st.st_mtime_ns}"
+        parts.append(f"{r}\0{stamp}\n")
+    h.update("".join(parts).encode())
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:32]
+
+
+def inspect_all(
+    root: Path, rels: list[str], workers: int, progress: bool
+) -> dict[str, tuple[bool, int, str]]:
+    """rel -> (greyscale, shorter side, error or ""): pass 1, cached."""
+    rels = sorted(set(rels))  # canonical order: the entry's rows must not depend on how the caller sorted
+    key = folder_key(root, rels, {"pass": "inspect"})
+    hit = cache.load(key)
+    if hit is None:
+        paths = [os.path.join(root, r) for r in rels]
+        chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+        found = _run(inspect_chunk, [(c,) for c in chunks], [len(c) for c in chunks],
+                     _workers(workers, len(paths)), progress, "checking images")  # fmt: skip
+        flat = [r for part in found for r in part]
+        with cache.Writer(key) as w:
+            w.put("grey", np.array([g for g, _, _ in flat], dtype=np.uint8))
+            w.put("short", np.array([s for _, s, _ in flat], dtype=np.int32))
+            w.meta["errors"] = {str(i): e for i, (_, _, e) in enumerate(flat) if e}
+        hit = cache.load(key)
+        assert hit is not None
+    errors = hit["meta"].get("errors", {})
+    grey, short = hit["grey"], hit["short"]
+    return {r: (bool(grey[i]), int(short[i]), errors.get(str(i), "")) for i, r in enumerate(rels)}
+
+
+def decode_all(
+    root: Path, splits: dict, size: int, channels: int, workers: int, progress: bool
+) -> tuple[str, dict]:
+    """Pass 2, cached: (its cache key, the arrays and row bookkeeping of the kept images)."""
+    ordered = [(s, p, y) for s in SPLITS for p, y in splits.get(s, [])]
+    order = hashlib.sha256(json.dumps(ordered).encode()).hexdigest()
+    key = folder_key(
+        root,
+        [p for _, p, _ in ordered],
+        {"pass": "decode", "size": size, "channels": channels, "order": order},
+    )
+    hit = cache.load(key)
+    if hit is not None:
+        return key, hit
+    n = len(ordered)
+    paths = [os.path.join(root, p) for _, p, _ in ordered]
+    with cache.Writer(key) as w:
+        x = w.array("x", (n, channels, size, size), np.uint8)
+        npy = str(w.tmp / "x.npy")
+        starts = list(range(0, n, CHUNK))
+        jobs = [(npy, s, paths[s : s + CHUNK], size, channels) for s in starts]
+        found = _run(decode_chunk, jobs, [len(j[2]) for j in jobs], _workers(workers, n), progress,
+                     f"decoding to {channels}x{size}x{size}")  # fmt: skip
+        failed = dict(f for part in found for f in part)
+        keep = [i for i in range(n) if i not in failed]
+        for j, i in enumerate(keep):  # close the gaps of files that failed now (rare: pass 1 checked them)
+            if i != j:
+                x[j] = x[i]
+        kept = [ordered[i] for i in keep]
+        w.put("y", np.array([y for _, _, y in kept], dtype=np.int64))
+        counts = {s: sum(1 for k in kept if k[0] == s) for s in SPLITS}
+        w.meta.update(
+            counts=counts,
+            files={s: [p for k, p, _ in kept if k == s] for s in SPLITS},
+            failed=[[ordered[i][1], why] for i, why in sorted(failed.items())],
+            stats=channel_stats(x[: counts["train"]]),
+        )
+    hit = cache.load(key)
+    assert hit is not None
+    return key, hit
+
+
+def channel_stats(x: np.ndarray, budget: int = 2**22) -> list[list[float]]:
+    """[mean, std] per channel on the 0..1 scale, streamed in chunks of about `budget` values (32 MiB of
+    float64), so memory stays bounded whatever the image size."""
+    c = x.shape[1]
+    chunk = max(1, budget // max(1, int(np.prod(x.shape[1:]))))
+    total, sq, count = np.zeros(c), np.zeros(c), 0
+    for i in range(0, len(x), chunk):
+        part = np.asarray(x[i : i + chunk], dtype=np.float64) / 255.0
+        total += part.sum(axis=(0, 2, 3))
+        sq += (part**2).sum(axis=(0, 2, 3))
+        count += part.shape[0] * part.shape[2] * part.shape[3]
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(sq / max(count, 1) - mean**2, 0.0))
+    return [mean.tolist(), np.maximum(std, 1e-3).tolist()]
+
+
+def _assemble(root, classes, arrays, opts_settings, marker, skipped, channels) -> FolderData:
+    meta = arrays["meta"]
+    counts = meta["counts"]
+    n = sum(counts.values())
+    preprocess, orient = kind_of(classes, channels, marker)
+    return FolderData(
+        root=root,
+        classes=classes,
+        x=arrays["x"][:n],
+        y=np.asarray(arrays["y"]),
+        counts=counts,
+        files=meta["files"],
+        mean=tuple(meta["stats"][0]),
+        std=tuple(meta["stats"][1]),
+        preprocess=preprocess,
+        orientation_sensitive=orient,
+        skipped=list(skipped) + [tuple(f) for f in meta["failed"]],
+        options=opts_settings,
+    )
+
+
+def load_folder(name: str, data_dir: str | None, opts: FolderOptions, log=None, progress=False) -> FolderData:
+    """Scan, check, split and decode a folder dataset (both passes cached); `log` gets the report."""
+    root = resolve_root(name, data_dir)
+    _STATS.clear()  # files may have changed since the last load in this process
+    sc = scan(root, opts.classes)
+    rels = sorted(p for files in sc.files.values() for p, _ in files)
+    how = "given by folders" if sc.given else f"made by cnnlab (stratified, seed {opts.split_seed})"
+    # a rerun with the same files and options: one cached manifest names the decoded entry directly
+    manifest = folder_key(root, rels, {"pass": "manifest", **opts.settings(), "found": sc.classes})
+    known = cache.load(manifest)
+    if known is not None and not (known["meta"]["bad"] and opts.strict):
+        m = known["meta"]
+        arrays = cache.load(m["decode"])
+        if arrays is not None:
+            bad = [tuple(b) for b in m["bad"]]
+            fd = _assemble(root, sc.classes, arrays, m["settings"], sc.marker, bad, m["settings"]["channels"])
+            if log is not None:
+                report(fd, log, how)
+            return fd
+    info = inspect_all(root, rels, opts.decode_workers, progress)
+    bad = sorted((r, e) for r, (_, _, e) in info.items() if e)
+    if bad and opts.strict:
+        shown = "; ".join(f"{root / r}: {e}" for r, e in bad[:3])
+        raise CnnlabError(
+            f"{len(bad)} unreadable image(s) (--strict): {shown}" + (" ..." if len(bad) > 3 else "")
+        )
+    bad_set = {r for r, _ in bad}
+    splits = assign_splits(sc, opts, keep=lambda p: p not in bad_set)
+    if not splits["test"]:
+        raise CnnlabError(f"{root}: no test images; add ROOT/test/<class>/ or use --test-split > 0")
+    kept = [p for s in SPLITS for p, _ in splits[s]]
+    channels = opts.channels or (1 if all(info[p][0] for p in kept) else 3)
+    if channels not in (1, 3):
+        raise CnnlabError(f"--channels must be 1 or 3, got {channels}")
+    size = opts.image_size or choose_size([info[p][1] for p in kept])
+    if not 8 <= size <= 1024:
+        raise CnnlabError(f"--image-size must be between 8 and 1024, got {size}")
+    key, arrays = decode_all(root, splits, size, channels, opts.decode_workers, progress)
+    settings = {**opts.settings(), "image_size": size, "channels": channels}
+    with cache.Writer(manifest) as w:
+        w.meta.update(decode=key, bad=bad, settings=settings)
+    fd = _assemble(root, sc.classes, arrays, settings, sc.marker, bad, channels)
+    if log is not None:
+        report(fd, log, how)
+    return fd
+
+
+def report(fd: FolderData, log, how: str) -> None:
+    rows = {s: [(p, 0) for p in fd.files[s]] for s in SPLITS}
+    start = 0
+    for s in SPLITS:  # real labels for the table
+        rows[s] = [(p, int(y)) for p, y in zip(fd.files[s], fd.y[start : start + fd.counts[s]])]
+        start += fd.counts[s]
+    table, warnings = class_table(fd.classes, rows)
+    c, s = fd.x.shape[1], fd.x.shape[2]
+    log(f"folder {fd.root}: {len(fd.classes)} classes, {c}x{s}x{s} images, split {how}")
+    log(table)
+    for w in warnings:
+        log(w)
+    if fd.skipped:
+        log(f"skipped {len(fd.skipped)} unreadable file(s), e.g. {fd.skipped[0][0]}: {fd.skipped[0][1]}")
+
+
+def load_saved(meta: dict, run_dir: Path | None, data_dir: str | None = None, progress=False) -> FolderData:
+    """The dataset of a folder checkpoint with its exact split (the run's split.json); --data-dir points
+    at the folder if it moved. Without split.json the split is recomputed from the saved settings."""
+    saved = meta["folder"]
+    root = Path(data_dir or saved["root"]).expanduser().resolve()
+    _STATS.clear()
+    c, size = meta["input_shape"][0], meta["input_shape"][1]
+    split_path = run_dir / SPLIT_FILE if run_dir is not None else None
+    if split_path is not None and split_path.is_file():
+        try:
+            split = json.loads(split_path.read_text())
+            splits = {s: [(p, int(y)) for p, y in split[s]] for s in SPLITS}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CnnlabError(f"{split_path}: unreadable split file ({e})") from None
+    else:
+        opts = FolderOptions(
+            **{k: v for k, v in saved["options"].items() if k in FolderOptions.__annotations__}
+        )
+        sc = scan(root, ",".join(meta["classes"]))
+        info = inspect_all(root, [p for v in sc.files.values() for p, _ in v], 0, progress)
+        splits = assign_splits(sc, opts, keep=lambda p: not info[p][2])
+    missing = [
+        (p, "missing (it was there in training)")
+        for s in SPLITS
+        for p, _ in splits[s]
+        if not (root / p).is_file()
+    ]
+    gone = {p for p, _ in missing}
+    splits = {s: [(p, y) for p, y in v if p not in gone] for s, v in splits.items()}
+    if not splits["test"]:
+        raise CnnlabError(f"{root}: none of the run's test images are there (moved? pass --data-dir)")
+    _, arrays = decode_all(root, splits, size, c, 0, progress)
+    fd = _assemble(root, list(meta["classes"]), arrays, saved["options"], {}, missing, c)
+    fd.preprocess = meta.get("preprocess", fd.preprocess)
+    return fd
+
+
+def once_first_rank(fn):
+    """Under DDP run fn on rank 0 first (it builds the cache) and then on the others (they hit it);
+    an error on rank 0 is raised on every rank instead of leaving them waiting."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return fn(True)
+    error: list = [None]
+    result, failure = None, None
+    if dist.get_rank() == 0:
+        try:
+            result = fn(True)
+        except Exception as e:  # any failure: the other ranks must not wait for a cache that never comes
+            failure, error = e, [str(e) if isinstance(e, CnnlabError) else f"rank 0: {type(e).__name__}: {e}"]
+    dist.broadcast_object_list(error, src=0)
+    if failure is not None:
+        raise failure
+    if error[0] is not None:
+        raise CnnlabError(error[0])
+    return result if dist.get_rank() == 0 else fn(False)
+
+
+def write_run_files(out: Path, fd: FolderData) -> None:
+    """split.json (every split's files and labels) and skipped.txt into the run folder."""
+    from cnnlab.checkpoint import atomic_write_text
+
+    start, split = 0, {"root": str(fd.root), "classes": fd.classes, "options": fd.options}
+    for s in SPLITS:
+        split[s] = [[p, int(y)] for p, y in zip(fd.files[s], fd.y[start : start + fd.counts[s]])]
+        start += fd.counts[s]
+    atomic_write_text(out / SPLIT_FILE, json.dumps(split) + "\n")
+    lines = [f"{fd.root / p}\t{why}" for p, why in fd.skipped]
+    atomic_write_text(out / SKIPPED_FILE, "".join(line + "\n" for line in lines))
