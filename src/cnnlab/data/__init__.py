@@ -86,17 +86,23 @@ def load_dataset(
         parts = (x[:SAMPLE_TRAIN], y[:SAMPLE_TRAIN], x[SAMPLE_TRAIN:], y[SAMPLE_TRAIN:])
     else:
         folder = sources.locate(name, data_dir, download=download, progress=progress)
-        if info.kind == "cifar":
-            parts = (
-                *cifar.read_split(folder, cifar.TRAIN_BATCHES),
-                *cifar.read_split(folder, cifar.TEST_BATCHES),
-            )
-        else:
-            parts = (
-                *_read_idx_pair(folder, "train", len(info.classes)),
-                *_read_idx_pair(folder, "t10k", len(info.classes)),
-            )
+        from cnnlab.data.decoded import cached  # the decode cache: a memory map instead of a gunzip
+
+        parts = cached(name, folder, info.kind, lambda: _read_parts(folder, info))
     return Dataset(name, *parts, list(info.classes), info.mean, info.std)
+
+
+def _read_parts(folder: Path, info: Info) -> tuple[torch.Tensor, ...]:
+    """(train_x, train_y, test_x, test_y) decoded and validated from the dataset's files in `folder`."""
+    if info.kind == "cifar":
+        return (
+            *cifar.read_split(folder, cifar.TRAIN_BATCHES),
+            *cifar.read_split(folder, cifar.TEST_BATCHES),
+        )
+    return (
+        *_read_idx_pair(folder, "train", len(info.classes)),
+        *_read_idx_pair(folder, "t10k", len(info.classes)),
+    )
 
 
 def _read_idx_pair(folder: Path, prefix: str, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:

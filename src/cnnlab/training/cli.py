@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -47,6 +48,11 @@ def add_arguments(p) -> None:
             kind = type(default) if default is not None else str
             p.add_argument(flag, type=kind, default=None, help=f"{help_} (default: {default})")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout; progress on stderr")
+    p.add_argument(
+        "--profile-startup",
+        action="store_true",
+        help="print where the wall time went, from process start (start-up, data, training, ...)",
+    )
     # a launcher option, not a TrainConfig field: the global batch, not the process count, defines the maths
     p.add_argument(
         "--nproc", type=int, default=1, help="processes on this machine: re-runs this command under torchrun"
@@ -62,7 +68,7 @@ def config_from_args(args) -> TrainConfig:
     elif getattr(args, "recipe", None):
         from cnnlab.training.recipes import recipe_values
 
-        values.update(recipe_values(args.recipe))
+        values.update(recipe_values(args.recipe, args.dataset or values["dataset"]))
     values.update(
         {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
     )
@@ -91,7 +97,8 @@ def run(args) -> int:
         return launch(args)
     cfg = config_from_args(args)
     try:
-        summary = train(cfg, json_mode=args.json)
+        # the summary is printed before the curves picture is drawn (matplotlib costs ~1 s to import)
+        summary = train(cfg, json_mode=args.json, on_summary=lambda s: report(s, args.json))
     except Stop:
         if int(os.environ.get("RANK", "0")) != 0:
             return 0  # rank 0 reports the stop all ranks agreed on, and exits with its code
@@ -101,11 +108,19 @@ def run(args) -> int:
             raise
         first = str(e).strip().splitlines()[0]
         raise CnnlabError(f"--deterministic is not possible here: {first}") from None
-    if args.json and summary is not None:
-        print(json.dumps(summary))
-    elif summary is not None and summary.get("test_accuracy") is not None:
+    if getattr(args, "profile_startup", False) and summary is not None:
+        from cnnlab.training.phases import describe
+
+        print(describe(summary["phases"]), file=sys.stderr)
+    return 0
+
+
+def report(summary: dict, json_mode: bool) -> None:
+    if json_mode:
+        print(json.dumps(summary), flush=True)
+    elif summary.get("test_accuracy") is not None:
         print(
             f"done: test accuracy {summary['test_accuracy']:.4%} on {summary['test_images']} images in "
-            f"{summary['train_seconds']:.1f}s; checkpoint {summary['checkpoint']}"
+            f"{summary['train_seconds']:.1f}s; checkpoint {summary['checkpoint']}",
+            flush=True,
         )
-    return 0

@@ -28,6 +28,8 @@ from cnnlab.training.budget import start_budget
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.logger import Logger
 from cnnlab.training.optim import build_optimizer, build_scheduler
+from cnnlab.training.phases import Phases
+from cnnlab.training.precision import PRECISIONS, autocast, resolve
 from cnnlab.training.resume import (
     DIST_TIMEOUT,
     Guard,
@@ -101,7 +103,9 @@ def compute_loss(model: nn.Module, out, y: torch.Tensor, smoothing: float, scale
     outs = out if isinstance(out, tuple) else (out,)
     weights = getattr(unwrap(model), "loss_weights", (1.0,) * len(outs))
     total = sum(
-        w * F.cross_entropy(o, y, reduction="sum", label_smoothing=smoothing) for w, o in zip(weights, outs)
+        # .float(): under bf16 autocast the loss is still computed in fp32 (a no-op for fp32 logits)
+        w * F.cross_entropy(o.float(), y, reduction="sum", label_smoothing=smoothing)
+        for w, o in zip(weights, outs)
     )
     return total * scale
 
@@ -117,6 +121,7 @@ def validate_names(cfg: TrainConfig) -> None:
         ("dataset", cfg.dataset, list_datasets()),
         ("optimizer", cfg.optimizer, OPTIMIZERS),
         ("schedule", cfg.schedule, SCHEDULES),
+        ("precision", cfg.precision, PRECISIONS),
     ):
         if value not in names:
             raise CnnlabError(f"unknown {what} {value!r}; choose from: {', '.join(names)}")
@@ -162,8 +167,11 @@ def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
     return model
 
 
-def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
-    """Train per cfg; returns the summary that `cnnlab train --json` prints (None on ranks > 0)."""
+def train(cfg: TrainConfig, json_mode: bool = False, on_summary=None) -> dict | None:
+    """Train per cfg; returns the summary that `cnnlab train --json` prints (None on ranks > 0).
+    `on_summary(summary)` is called as soon as it is known, before the curves picture is drawn."""
+    phases = Phases()
+    phases.mark("start-up")  # Python, torch and cnnlab imports, argument parsing
     dd = init_distributed()
     log = Logger(dd.main, json_mode)
     if cfg.threads:
@@ -176,6 +184,7 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
     if cfg.tensorboard:
         log.open_tensorboard(out / "tensorboard")
     data = load_dataset(cfg.dataset, cfg.data_dir, progress=log.bar_ok)
+    phases.mark("data")
     train_x, train_y, val_x, val_y = split_validation(data, cfg.val_split, cfg.seed)
     if cfg.limit_train:
         train_x, train_y = train_x[: cfg.limit_train], train_y[: cfg.limit_train]
@@ -183,6 +192,7 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     meta = checkpoint_meta(cfg, model, data)
+    meta["precision"] = precision = resolve(cfg.precision, cfg.recipe, dd.device)
     if dd.world > 1:
         if cfg.sync_bn and dd.device.type == "cpu":
             raise CnnlabError("--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
@@ -209,10 +219,12 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
             append_metrics(out / "metrics.csv", row)
         log(
             f"training {cfg.model} on {data.name}: {len(train_y)} train / {len(data.test_y)} test images, "
-            f"{cfg.epochs} epochs, batch {cfg.batch_size}, {dd.world} process(es) on {dd.device}"
+            f"{cfg.epochs} epochs, batch {cfg.batch_size}, {precision}, {dd.world} process(es) on {dd.device}"
         )
 
     train_x, train_y = train_x.to(dd.device), train_y.to(dd.device)
+    phases.mark("setup")
+    n_before = len(prog.history)
     best, step, history, t_start = prog.best, prog.step, prog.history, time.perf_counter()
     with Guard(cfg, out, parts, meta, dd, prog.step) as guard:
         for epoch in range(cfg.epochs + 1 if prog.finished else prog.epoch, cfg.epochs + 1):
@@ -235,7 +247,8 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
                 if cfg.augment != "none":
                     x = augment_batch(x, cfg.augment, step_generator(cfg.seed, step, dd))
                 y = train_y[mine]
-                out_ = model(x)
+                with autocast(precision, dd.device):
+                    out_ = model(x)
                 # sum / global batch * world: DDP's gradient averaging then yields the global-batch mean
                 # (also for an uneven last batch: the shares' sums add up to the global sum)
                 loss = compute_loss(model, out_, y, cfg.label_smoothing, dd.world / len(idx))
@@ -275,9 +288,14 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
                 break
     if dd.world > 1:
         dist.barrier()
+    phases.mark("training")
     summary = summarize(cfg, data, history, time.perf_counter() - t_start, out) if dd.main else None
     if dd.main:
+        summary.update(precision=precision, phases=phases.fit_split(history[n_before:]))
+        if on_summary is not None:
+            on_summary(summary)
         draw_curves(out, log)
+        summary["phases"]["curves"] = phases.since_last()
     if dd.world > 1:
         dist.destroy_process_group()
     return summary
@@ -301,12 +319,12 @@ def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log) -> f
     """Evaluate on all test images (and val), append metrics, save last/best checkpoints."""
     net = unwrap(model)
     row["test_loss"], row["test_accuracy"] = evaluate(
-        net, data.test_x, data.test_y, data.mean, data.std, cfg.eval_batch_size, cfg.tta
+        net, data.test_x, data.test_y, data.mean, data.std, cfg.eval_batch_size, cfg.tta, meta["precision"]
     )
     row["val_loss"], row["val_accuracy"] = ("", "")
     if val_x is not None:
         row["val_loss"], row["val_accuracy"] = evaluate(
-            net, val_x, val_y, data.mean, data.std, cfg.eval_batch_size
+            net, val_x, val_y, data.mean, data.std, cfg.eval_batch_size, precision=meta["precision"]
         )
     append_metrics(out / "metrics.csv", row)
     log.scalars(row)

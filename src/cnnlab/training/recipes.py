@@ -32,6 +32,7 @@ RECIPES: dict[str, dict] = {
         "ema": 0.0,
         "augment": "none",
         "tta": False,
+        "precision": "fp32",  # identical maths to the chapter's script, whatever the hardware
     },
     # tuomaso/train_mnist_fast, final notebook: Adam lr 1e-2 with betas (0.7, 0.9) (lower beta2 adapts the
     # step sizes faster in a run of a few hundred steps), one-cycle LR, batch 256, small net, ONE epoch
@@ -75,12 +76,21 @@ RECIPES: dict[str, dict] = {
 }
 
 
+# Recipes whose accuracy was measured in bf16 (3 seeds, BENCHMARKS.md): `--precision auto` may use bf16 for
+# them on hardware that computes it natively (cnnlab.training.precision). The chapter is not among them.
+BF16_VERIFIED = frozenset({"fast", "best"})
+
+# Per-dataset variants: `--recipe best --dataset fashion-mnist` applies RECIPES["best"], then these values.
+VARIANTS: dict[tuple[str, str], dict] = {}
+
+
 def list_recipes() -> list[str]:
     return sorted(RECIPES)
 
 
-def recipe_values(name: str) -> dict:
-    """The TrainConfig values of recipe `name` (plus `recipe=name`); CnnlabError for an unknown name."""
+def recipe_values(name: str, dataset: str | None = None) -> dict:
+    """The TrainConfig values of recipe `name` (plus `recipe=name`), with its variant for `dataset` if it
+    has one; CnnlabError for an unknown name."""
     if name not in RECIPES:
         raise CnnlabError(f"unknown recipe {name!r}; choose from: {', '.join(list_recipes())}")
-    return {**RECIPES[name], "recipe": name}
+    return {**RECIPES[name], **VARIANTS.get((name, dataset or ""), {}), "recipe": name}
