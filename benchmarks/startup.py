@@ -15,6 +15,7 @@ The 1-minute load average is printed with every table: on a shared machine the f
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,39 +29,49 @@ DATA = ROOT.parent / "shared" / "data" / "mnist"
 SNIPPETS = {
     "empty interpreter": "pass",
     "import torch": "import torch",
-    "+ torch._dynamo (first optimiser call)": "import torch, torch._dynamo",
-    "+ cnnlab training modules": "import torch, torch._dynamo, cnnlab.cli, cnnlab.training.cli, cnnlab.training.loop",
+    "import torch + torch._dynamo (what a stock torch.optim optimiser's first call adds)": "import torch, torch._dynamo",
+    "import torch + cnnlab's training modules": "import torch, cnnlab.cli, cnnlab.training.cli, cnnlab.training.loop",
     "matplotlib Figure + Agg": "from matplotlib.figure import Figure; from matplotlib.backends.backend_agg import FigureCanvasAgg",
 }
 LOAD = "import torch; from cnnlab.data import load_dataset; load_dataset('mnist', {dir!r}, progress=False)"
 
 
-def wall(code: str, env: dict | None = None) -> float:
-    t0 = time.perf_counter()
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def wall(code: str, env: dict | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of a fresh `python -c code`."""
+    c0, t0 = cpu_seconds(), time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, **(env or {})})
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, cpu_seconds() - c0
 
 
-def median_wall(code: str, repeats: int, env: dict | None = None) -> float:
-    return statistics.median(wall(code, env) for _ in range(repeats))
+def median_wall(code: str, repeats: int, env: dict | None = None) -> tuple[float, float]:
+    runs = [wall(code, env) for _ in range(repeats)]
+    return statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
 
 
 def fixed_costs(args) -> None:
     print(
         f"\n### Fixed costs (fresh process each, median of {args.repeats}; load {os.getloadavg()[0]:.1f})\n"
     )
-    print("| what | wall s |\n|---|---|")
+    print("| what | wall s | CPU s (user + sys) |\n|---|---|---|")
     for name, code in SNIPPETS.items():
-        print(f"| {name} | {median_wall(code, args.repeats):.2f} |", flush=True)
+        w, c = median_wall(code, args.repeats)
+        print(f"| {name} | {w:.2f} | {c:.2f} |", flush=True)
     with tempfile.TemporaryDirectory() as cache_dir:
         env = {"CNNLAB_CACHE": cache_dir}
         code = LOAD.format(dir=args.data_dir)
-        base = median_wall("import torch", args.repeats)
+        base = median_wall("import torch", args.repeats)  # (wall, CPU)
         gunzip = median_wall(code, args.repeats, {**env, "CNNLAB_NO_DECODE_CACHE": "1"})
         wall(code, env)  # fills the cache
         mapped = median_wall(code, args.repeats, env)
-    print(f"| load_dataset('mnist'): gunzip + validate (beyond import torch) | {gunzip - base:.2f} |")
-    print(f"| load_dataset('mnist'): decode cache, memory map (beyond import torch) | {mapped - base:.2f} |")
+    for name, (w, c) in (("gunzip + validate", gunzip), ("decode cache, memory map", mapped)):
+        print(
+            f"| load_dataset('mnist'): {name} (beyond import torch) | {w - base[0]:.2f} | {c - base[1]:.2f} |"
+        )
     print(f"\nload at the end {os.getloadavg()[0]:.1f}")
 
 
@@ -81,22 +92,24 @@ def cli_runs(args) -> None:
             ]
             cmd += ["--out", tmp, "--overwrite", "--json", "--profile-startup", "--seed", str(i), *args.extra]
             load = os.getloadavg()[0]
-            t0 = time.perf_counter()
+            c0, t0 = cpu_seconds(), time.perf_counter()
             proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
-            total = time.perf_counter() - t0
+            total, cpu = time.perf_counter() - t0, cpu_seconds() - c0
         summary = json.loads(proc.stdout)
         line = proc.stderr.strip().splitlines()[-1]  # "time from process start: ..., curves X s = Y s"
         curves = float(line.split("curves ")[1].split(" s")[0])
         rows.append({**summary["phases"], "curves": curves, "wall": total, "acc": summary["test_accuracy"]})
+        rows[-1]["cpu"] = cpu
         rows[-1]["load"] = load
-    names = [k for k in rows[0] if k not in ("wall", "acc", "load")]
-    print("| run | load | " + " | ".join(names) + " | wall s (measured outside) | test accuracy |")
-    print("|---" * (len(names) + 4) + "|")
+    names = [k for k in rows[0] if k not in ("wall", "acc", "load", "cpu")]
+    print("| run | load | " + " | ".join(names) + " | wall s (measured outside) | CPU s | test accuracy |")
+    print("|---" * (len(names) + 5) + "|")
     for i, r in enumerate(rows):
         cells = " | ".join(f"{r[n]:.2f}" for n in names)
-        print(f"| {i} | {r['load']:.1f} | {cells} | {r['wall']:.2f} | {r['acc']:.2%} |")
+        print(f"| {i} | {r['load']:.1f} | {cells} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['acc']:.2%} |")
     med = " | ".join(f"{statistics.median(r[n] for r in rows):.2f}" for n in names)
-    print(f"| median | | {med} | {statistics.median(r['wall'] for r in rows):.2f} | |")
+    walls, cpus = [r["wall"] for r in rows], [r["cpu"] for r in rows]
+    print(f"| median | | {med} | {statistics.median(walls):.2f} | {statistics.median(cpus):.2f} | |")
 
 
 def main() -> None:
