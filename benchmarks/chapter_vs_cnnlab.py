@@ -8,7 +8,8 @@ DataLoader(batch 256, shuffle, 2 workers, drop_last), the chapter's CNN, Adam lr
 cnnlab side: the real CLI, `cnnlab train --recipe chapter` (identical model/optimiser/batch/lr), on
 --steps batches; its first epoch is the warm-up and its second is timed (cnnlab's own images/s).
 Variants: cnnlab's defaults; --threads 1; --nproc 2 (one single-thread process per core, DDP on gloo,
-the global batch still 256: identical math). Each round runs every side in a fresh process, in an order
+the global batch still 256: identical math); --precision bf16 (bf16 autocast: not identical maths, the
+chapter's experiment in bf16 reached the same accuracy, see BENCHMARKS.md). Each round runs every side in a fresh process, in an order
 that alternates between rounds; the ratio is taken within a round and the median over rounds reported.
 
 GFLOP/s: PyTorch's FlopCounterMode on one real training step of the model (43.05 MFLOP per image), times
@@ -40,6 +41,8 @@ VARIANTS = {  # name -> extra `cnnlab train` flags
     "cnnlab": [],
     "cnnlab --threads 1": ["--threads", "1"],
     "cnnlab --nproc 2": ["--nproc", "2"],
+    # not identical maths: convolutions in bf16 (fp32 weights, optimiser and loss), see docs/speed.md
+    "cnnlab --precision bf16": ["--precision", "bf16"],
 }
 batch_size = 256  # the chapter's names and values
 learning_rate = 0.0002

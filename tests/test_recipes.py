@@ -88,3 +88,34 @@ def test_time_budget_ends_on_time(cli, tmp_path):
     # budget, not --epochs, decided the length
     assert 0.5 * budget <= summary["train_seconds"] <= 1.25 * budget
     assert 1 <= summary["epochs"] < 1000
+
+
+def test_variants_are_valid_and_chosen_by_dataset():
+    from cnnlab.data import DATASETS
+    from cnnlab.training.recipes import BF16_VERIFIED, VARIANTS
+
+    assert BF16_VERIFIED <= set(RECIPES) and "chapter" not in BF16_VERIFIED
+    for (name, dataset), extra in VARIANTS.items():
+        assert name in RECIPES and dataset in DATASETS and set(extra) <= FIELDS
+        values = recipe_values(name, dataset)
+        check_spec(values["augment"], dataset)
+        assert values == {**recipe_values(name), **extra}
+    fashion, digits = recipe_values("best", "fashion-mnist"), recipe_values("best", "mnist")
+    assert "flip" in fashion["augment"] and "flip" not in digits["augment"]
+    assert recipe_values("best", "kmnist") == digits  # no variant: the base recipe
+
+
+@pytest.mark.parametrize(
+    "argv, augment",
+    [
+        (["--recipe", "best", "--dataset", "fashion-mnist"], "flip,translate=2"),
+        (["--recipe", "best"], "translate=2"),
+        (["--recipe", "best", "--dataset", "fashion-mnist", "--augment", "none"], "none"),  # flag wins
+    ],
+)
+def test_cli_picks_the_dataset_variant(argv, augment):
+    from cnnlab.cli import build_parser
+    from cnnlab.training.cli import config_from_args
+
+    cfg = config_from_args(build_parser("train").parse_args(["train", *argv]))
+    assert cfg.augment == augment and cfg.recipe == "best"

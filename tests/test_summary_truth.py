@@ -9,7 +9,7 @@ import torch
 
 from cnnlab.training.cli import done_line
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.loop import summarize
+from cnnlab.training.metrics import summarize
 
 
 def row(epoch, test, val):

@@ -10,6 +10,11 @@ Achieved GFLOP/s uses PyTorch's own FlopCounterMode on one real step (forward + 
 backward of a layer costs ~2x its forward, except the first layer's unneeded input gradient), divided by
 the median step time, and is set against the fp32 matrix-multiply roofline (`sgemm_peak`: one core's best
 torch.mm times the thread count) measured in the same run: the share of that roofline a model reaches.
+
+Precision: every model is measured in fp32 and, unless `--precision fp32`, again under bf16 autocast (what
+`cnnlab train --precision bf16` does: fp32 weights and optimiser, bf16 matrix multiplies); the bf16 columns
+give images/s and the speed-up over fp32 measured in the same run. `bf16_native` says whether this
+machine computes bf16 in hardware (without it oneDNN emulates bf16 and it is slower than fp32).
 """
 
 import argparse
@@ -43,6 +48,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed steps; the median is reported (default 5)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: PyTorch's)")
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="keep NCHW")
+    p.add_argument(
+        "--precision",
+        choices=("both", "fp32"),
+        default="both",
+        help="both: fp32 and bf16 autocast (default); fp32: fp32 only",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
@@ -97,24 +108,34 @@ def _model_and_input(
     return model, x, s.params, s.macs
 
 
-def bench_model(name: str, shape: tuple[int, int, int], args, peak: float) -> dict:
+def _steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
+    """(train_step, infer_step) closures: what `cnnlab train` does per batch, and a forward pass."""
     from cnnlab.training.loop import compute_loss
+    from cnnlab.training.precision import autocast
 
-    model, x, params, macs = _model_and_input(name, shape, args)
-    y = torch.randint(0, args.classes, (len(x),))
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=1e-4, fused=True)
 
     def train_step() -> None:
-        loss = compute_loss(model, model(x), y, 0.0, 1.0 / len(x))
+        with autocast(precision):
+            out = model(x)
+        loss = compute_loss(model, out, y, 0.0, 1.0 / len(x))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     @torch.inference_mode()
     def infer_step() -> None:
-        model(x)
+        with autocast(precision):
+            model(x)
 
+    return train_step, infer_step
+
+
+def bench_model(name: str, shape: tuple[int, int, int], args, peak: float) -> dict:
+    model, x, params, macs = _model_and_input(name, shape, args)
+    y = torch.randint(0, args.classes, (len(x),))
+    train_step, infer_step = _steps(model, x, y, "fp32")
     model.train()
     train_flops = count_flops(train_step)
     train_t = median_time(train_step, args.warmup, args.repeats)
@@ -122,6 +143,19 @@ def bench_model(name: str, shape: tuple[int, int, int], args, peak: float) -> di
     infer_flops = count_flops(infer_step)
     infer_t = median_time(infer_step, args.warmup, args.repeats)
     n = len(x)
+    bf16 = {}
+    if getattr(args, "precision", "both") == "both":
+        train_step, infer_step = _steps(model, x, y, "bf16")
+        model.train()
+        bf16_train_t = median_time(train_step, args.warmup, args.repeats)
+        model.eval()
+        bf16_infer_t = median_time(infer_step, args.warmup, args.repeats)
+        bf16 = {
+            "bf16_train_images_per_second": n / bf16_train_t,
+            "bf16_train_speedup": train_t / bf16_train_t,
+            "bf16_infer_images_per_second": n / bf16_infer_t,
+            "bf16_infer_speedup": infer_t / bf16_infer_t,
+        }
     return {
         "model": name,
         "params": params,
@@ -134,23 +168,33 @@ def bench_model(name: str, shape: tuple[int, int, int], args, peak: float) -> di
         "infer_step_ms": infer_t * 1e3,
         "infer_gflops": infer_flops / infer_t / 1e9,
         "infer_peak_share": infer_flops / infer_t / 1e9 / peak,
+        **bf16,
     }
 
 
 def format_table(result: dict) -> str:
+    both = any("bf16_train_images_per_second" in r for r in result["models"])
+    extra = " train img/s bf16 | infer img/s bf16 |" if both else ""
+    cols = 10 + 2 * both
     head = (
         f"| model | params | MACs/img | train img/s | train step ms | train GFLOP/s | train % roofline "
-        f"| infer img/s | infer GFLOP/s | infer % roofline |\n|{'---|' * 10}"
+        f"| infer img/s | infer GFLOP/s | infer % roofline |{extra}\n|{'---|' * cols}"
     )
     rows = [head]
     for r in result["models"]:
         if "error" in r:
-            rows.append(f"| {r['model']} | {r['error']} |" + " |" * 8)
+            rows.append(f"| {r['model']} | {r['error']} |" + " |" * (cols - 2))
             continue
+        bf16 = (
+            f" {r['bf16_train_images_per_second']:,.0f} ({r['bf16_train_speedup']:.2f}x) "
+            f"| {r['bf16_infer_images_per_second']:,.0f} ({r['bf16_infer_speedup']:.2f}x) |"
+            if both
+            else ""
+        )
         rows.append(
             f"| {r['model']} | {r['params']:,} | {r['macs']:,} | {r['train_images_per_second']:,.0f} "
             f"| {r['train_step_ms']:.1f} | {r['train_gflops']:.1f} | {r['train_peak_share']:.0%} "
-            f"| {r['infer_images_per_second']:,.0f} | {r['infer_gflops']:.1f} | {r['infer_peak_share']:.0%} |"
+            f"| {r['infer_images_per_second']:,.0f} | {r['infer_gflops']:.1f} | {r['infer_peak_share']:.0%} |{bf16}"
         )
     return "\n".join(rows)
 
@@ -168,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
         raise CnnlabError("--batch-size and --repeats must be >= 1, --warmup >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
+    from cnnlab.training.precision import cpu_native_bf16
+
     peak = sgemm_peak()
     rows = []
     for name in names:
@@ -184,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "sgemm_peak_gflops": peak,
+        "bf16_native": cpu_native_bf16(),
         "models": rows,
     }
     if args.json:
@@ -191,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"input {'x'.join(map(str, shape))}, batch {args.batch_size}, width {args.width}, "
-            f"{result['threads']} threads, sgemm roofline {peak:.0f} GFLOP/s (best 1-thread torch.mm x threads)"
+            f"{result['threads']} threads, sgemm roofline {peak:.0f} GFLOP/s (best 1-thread torch.mm x threads), "
+            f"bf16 {'native' if result['bf16_native'] else 'emulated (no AVX-512-BF16/AMX)'}"
         )
         print(format_table(result))
     return 0

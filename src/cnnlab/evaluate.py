@@ -11,18 +11,34 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnlab.data import to_float
+from cnnlab.training.precision import autocast
 
 
 @torch.inference_mode()
 def predict_logits(
-    model: nn.Module, x: torch.Tensor, mean, std, batch_size: int = 1024, tta: bool = False
+    model: nn.Module,
+    x: torch.Tensor,
+    mean,
+    std,
+    batch_size: int = 1024,
+    tta: bool = False,
+    precision: str = "fp32",
 ) -> torch.Tensor:
-    """Logits for all of uint8 x (N x C x H x W) in large batches; tta also averages a 1-px shift pair."""
+    """Logits for all of uint8 x (N x C x H x W) in large batches; tta also averages a 1-px shift pair.
+    `precision` "bf16" runs the forward passes under bf16 autocast (a model trained that way is evaluated
+    the way it was trained); the logits come back as float32 either way."""
     # The model's memory format is the caller's choice (load_checkpoint sets channels_last once); it is
     # never changed here, since the server calls this from several threads on one shared model.
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    with autocast(precision, device):
+        outs = _batches(model, x, mean, std, batch_size, tta, device)
+    model.train(was_training)
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def _batches(model, x, mean, std, batch_size, tta, device) -> list[torch.Tensor]:
     outs = []
     for i in range(0, len(x), batch_size):
         xb = to_float(x[i : i + batch_size].to(device), mean, std)
@@ -30,15 +46,17 @@ def predict_logits(
         if tta:
             # translations by one pixel each way: cheap TTA that never flips (digits are not symmetric)
             shifted = [model(torch.roll(xb, s, dims=d)) for s, d in ((1, 3), (-1, 3))]
-            logits = (logits.softmax(1) * 2 + sum(o.softmax(1) for o in shifted)).div(4).log()
+            probs = logits.float().softmax(1) * 2 + sum(o.float().softmax(1) for o in shifted)
+            logits = probs.div(4).log()
         outs.append(logits.float().cpu())
-    model.train(was_training)
-    return torch.cat(outs) if outs else torch.empty(0)
+    return outs
 
 
-def evaluate(model, x, y, mean, std, batch_size: int = 1024, tta: bool = False) -> tuple[float, float]:
+def evaluate(
+    model, x, y, mean, std, batch_size: int = 1024, tta: bool = False, precision: str = "fp32"
+) -> tuple[float, float]:
     """(mean cross-entropy, accuracy 0..1) over every image in x."""
-    logits = predict_logits(model, x, mean, std, batch_size, tta)
+    logits = predict_logits(model, x, mean, std, batch_size, tta, precision)
     correct = int((logits.argmax(1) == y.cpu()).sum())
     # a ratio of counts in Python floats: 0.9891, not float32's 0.9890999794006348
     return F.cross_entropy(logits, y.cpu()).item(), correct / max(len(y), 1)
@@ -153,7 +171,9 @@ def evaluate_checkpoint(
     data = eval_data(meta, checkpoint, dataset, data_dir, progress=progress)
     tta = tta_of(meta) if tta is None else tta
     t0 = time.perf_counter()
-    logits = predict_logits(model, data.test_x, meta["mean"], meta["std"], batch_size, tta)
+    # in the precision it was trained in (checkpoints from before --precision existed are fp32)
+    precision = meta.get("precision", "fp32")
+    logits = predict_logits(model, data.test_x, meta["mean"], meta["std"], batch_size, tta, precision)
     seconds = time.perf_counter() - t0
     pred = logits.argmax(1)
     conf = confusion_matrix(pred, data.test_y, len(data.classes))
@@ -169,6 +189,7 @@ def evaluate_checkpoint(
         "test_images": total,
         "tta": tta,
         "images_per_second": round(total / seconds, 1),
+        "precision": precision,
         "per_class": dict(zip(data.classes, per_class)),
         "confusion": conf.tolist(),
         "worst": worst_images(logits, data.test_y, data.classes, data.test_files, worst),

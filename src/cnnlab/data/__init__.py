@@ -121,16 +121,9 @@ def load_dataset(
         from cnnlab.data.identity import check_files
 
         check_files(name, folder)  # e.g. Fashion-MNIST files given as MNIST: refused by their MD5s
-        if info.kind == "cifar":
-            parts = (
-                *cifar.read_split(folder, cifar.TRAIN_BATCHES),
-                *cifar.read_split(folder, cifar.TEST_BATCHES),
-            )
-        else:
-            parts = (
-                *_read_idx_pair(folder, "train", len(info.classes)),
-                *_read_idx_pair(folder, "t10k", len(info.classes)),
-            )
+        from cnnlab.data.decoded import cached  # the decode cache: a memory map instead of a gunzip
+
+        parts = cached(name, folder, info.kind, lambda: _read_parts(folder, info))
     digits = name in DIGIT_NAMES
     return Dataset(
         name,
@@ -186,6 +179,19 @@ def load_for_checkpoint(
         run_dir = resolve(checkpoint).parent if checkpoint is not None else None
         return from_folder(load_saved(meta, run_dir, data_dir, progress))
     return load_dataset(name or meta["dataset"], data_dir, progress=progress)
+
+
+def _read_parts(folder: Path, info: Info) -> tuple[torch.Tensor, ...]:
+    """(train_x, train_y, test_x, test_y) decoded and validated from the dataset's files in `folder`."""
+    if info.kind == "cifar":
+        return (
+            *cifar.read_split(folder, cifar.TRAIN_BATCHES),
+            *cifar.read_split(folder, cifar.TEST_BATCHES),
+        )
+    return (
+        *_read_idx_pair(folder, "train", len(info.classes)),
+        *_read_idx_pair(folder, "t10k", len(info.classes)),
+    )
 
 
 def _read_idx_pair(folder: Path, prefix: str, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -54,8 +54,9 @@ def entry_path(key: str) -> Path:
     return cache_root() / key
 
 
-def load(key: str, mmap: bool = True) -> dict[str, np.ndarray] | None:
+def load(key: str, mmap: bool = True, mode: str = "r") -> dict[str, np.ndarray] | None:
     """The arrays of a complete entry (read-only memory maps), with its meta under "meta"; None on a miss.
+    `mode="c"` maps copy-on-write: writable arrays whose changes stay in memory, never reach the file.
 
     A damaged entry (unreadable meta or array) counts as a miss and is removed, so it is rebuilt."""
     folder = entry_path(key)
@@ -64,7 +65,7 @@ def load(key: str, mmap: bool = True) -> dict[str, np.ndarray] | None:
     try:
         meta = json.loads((folder / META).read_text())
         arrays = {
-            name: np.load(folder / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+            name: np.load(folder / f"{name}.npy", mmap_mode=mode if mmap else None, allow_pickle=False)
             for name in meta["arrays"]
         }
     except (OSError, ValueError, KeyError):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -15,6 +16,11 @@ def add_arguments(p) -> None:
 
     add_config_arguments(p)  # one flag per TrainConfig field, help from its comment, --X/--no-X for booleans
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout; progress on stderr")
+    p.add_argument(
+        "--profile-startup",
+        action="store_true",
+        help="print where the wall time went, from process start (start-up, data, training, ...)",
+    )
     # a launcher option, not a TrainConfig field: the global batch, not the process count, defines the maths
     p.add_argument(
         "--nproc", type=int, default=1, help="processes on this machine: re-runs this command under torchrun"
@@ -31,7 +37,7 @@ def config_from_args(args) -> TrainConfig:
     elif getattr(args, "recipe", None):
         from cnnlab.training.recipes import recipe_values
 
-        values.update(recipe_values(args.recipe))
+        values.update(recipe_values(args.recipe, args.dataset or values["dataset"]))
     values.update(
         {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
     )
@@ -66,7 +72,8 @@ def run(args) -> int:
             args.out = str(new_run_dir(cfg.model, cfg.dataset))
         return launch(args)
     try:
-        summary = train(cfg, json_mode=args.json)
+        # the summary is printed before the curves picture is drawn (matplotlib costs ~1 s to import)
+        summary = train(cfg, json_mode=args.json, on_summary=lambda s: report(s, args.json))
     except Stop:
         if int(os.environ.get("RANK", "0")) != 0:
             return 0  # rank 0 reports the stop all ranks agreed on, and exits with its code
@@ -76,11 +83,18 @@ def run(args) -> int:
             raise
         first = str(e).strip().splitlines()[0]
         raise CnnlabError(f"--deterministic is not possible here: {first}") from None
-    if args.json and summary is not None:
-        print(json.dumps(summary))
-    elif summary is not None and summary.get("test_accuracy") is not None:
-        print(done_line(summary))
+    if getattr(args, "profile_startup", False) and summary is not None:
+        from cnnlab.training.phases import describe
+
+        print(describe(summary["phases"]), file=sys.stderr)
     return 0
+
+
+def report(summary: dict, json_mode: bool) -> None:
+    if json_mode:
+        print(json.dumps(summary), flush=True)
+    elif summary.get("test_accuracy") is not None:
+        print(done_line(summary), flush=True)
 
 
 def done_line(s: dict) -> str:

@@ -60,6 +60,8 @@ class TrainConfig:
     tensorboard: bool = False  # also log to TensorBoard (needs the tensorboard package)
     max_steps: int = 0  # stop after this many optimiser steps (0 = no limit; for smoke tests)
     limit_train: int = 0  # use only the first N training images (0 = all; for smoke tests)
+    # number format (see cnnlab.training.precision)
+    precision: str = "auto"  # fp32 | bf16 (autocast) | auto: bf16 if native and the recipe was verified
 
     def __post_init__(self) -> None:
         from cnnlab.training.validate import validate  # lazy: it reads the model/dataset registries

@@ -5,7 +5,6 @@ Data path (see README): the dataset sits in memory as uint8; each epoch draws a 
 index slice, split across ranks, converted to float in one fused op, optionally augmented as a batch.
 """
 
-import csv
 import math
 import os
 import time
@@ -28,7 +27,10 @@ from cnnlab.training.budget import start_budget
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.data_setup import class_weights, extra_meta, folder_splits, load_run_data, save_run_files
 from cnnlab.training.logger import Logger
+from cnnlab.training.metrics import append_metrics, stale_epochs, summarize
 from cnnlab.training.optim import build_optimizer, build_scheduler
+from cnnlab.training.phases import Phases
+from cnnlab.training.precision import PRECISIONS, autocast, resolve
 from cnnlab.training.resume import (
     DIST_TIMEOUT,
     Guard,
@@ -40,17 +42,6 @@ from cnnlab.training.resume import (
 )
 from cnnlab.training.runs import LATEST, RUNS, release_runs, run_folder
 from cnnlab.training.validate import check_train_size
-
-METRICS = [
-    "epoch",
-    "train_loss",
-    "test_loss",
-    "test_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "images_per_second",
-    "seconds",
-]
 
 
 @dataclass
@@ -107,7 +98,8 @@ def compute_loss(
     outs = out if isinstance(out, tuple) else (out,)
     weights = getattr(unwrap(model), "loss_weights", (1.0,) * len(outs))
     total = sum(
-        w * F.cross_entropy(o, y, weight=class_weight, reduction="sum", label_smoothing=smoothing)
+        # .float(): under bf16 autocast the loss is still computed in fp32 (a no-op for fp32 logits)
+        w * F.cross_entropy(o.float(), y, weight=class_weight, reduction="sum", label_smoothing=smoothing)
         for w, o in zip(weights, outs)
     )
     return total * scale
@@ -126,6 +118,7 @@ def validate_names(cfg: TrainConfig) -> None:
         ("dataset", cfg.dataset, datasets),
         ("optimizer", cfg.optimizer, OPTIMIZERS),
         ("schedule", cfg.schedule, SCHEDULES),
+        ("precision", cfg.precision, PRECISIONS),
     ):
         if value not in names:
             raise CnnlabError(f"unknown {what} {value!r}; choose from: {', '.join(names)}")
@@ -141,15 +134,18 @@ def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
     return model
 
 
-def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
-    """Train per cfg; returns the summary that `cnnlab train --json` prints (None on ranks > 0)."""
+def train(cfg: TrainConfig, json_mode: bool = False, on_summary=None) -> dict | None:
+    """Train per cfg; returns the summary that `cnnlab train --json` prints (None on ranks > 0).
+    `on_summary(summary)` is called as soon as it is known, before the curves picture is drawn."""
     try:
-        return _train(cfg, json_mode)
+        return _train(cfg, json_mode, on_summary)
     finally:
         release_runs()  # the run folder's lock (training/runs.py), also after an error or a stop
 
 
-def _train(cfg: TrainConfig, json_mode: bool) -> dict | None:
+def _train(cfg: TrainConfig, json_mode: bool, on_summary) -> dict | None:
+    phases = Phases()
+    phases.mark("start-up")  # Python, torch and cnnlab imports, argument parsing
     dd = init_distributed()
     log = Logger(dd.main, json_mode)
     if cfg.threads:
@@ -164,6 +160,7 @@ def _train(cfg: TrainConfig, json_mode: bool) -> dict | None:
     if cfg.tensorboard:
         log.open_tensorboard(out / "tensorboard")
     data = load_run_data(cfg, log, log.bar_ok)  # folders: per-class table, skipped files, flip check
+    phases.mark("data")
     # a folder dataset brings its own stratified validation split
     train_x, train_y, val_x, val_y = folder_splits(data) or split_validation(data, cfg.val_split, cfg.seed)
     if cfg.limit_train:
@@ -173,6 +170,7 @@ def _train(cfg: TrainConfig, json_mode: bool) -> dict | None:
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     meta = {**checkpoint_meta(cfg, model, data), **extra_meta(data)}
+    meta["precision"] = precision = resolve(cfg.precision, cfg.recipe, dd.device)
     class_weight = class_weights(cfg, train_y, len(data.classes), dd.device)  # --balance
     if dd.world > 1:
         if cfg.sync_bn and dd.device.type == "cpu":
@@ -201,10 +199,12 @@ def _train(cfg: TrainConfig, json_mode: bool) -> dict | None:
             append_metrics(out / "metrics.csv", row)
         log(
             f"training {cfg.model} on {data.name}: {len(train_y)} train / {len(data.test_y)} test images, "
-            f"{cfg.epochs} epochs, batch {cfg.batch_size}, {dd.world} process(es) on {dd.device}"
+            f"{cfg.epochs} epochs, batch {cfg.batch_size}, {precision}, {dd.world} process(es) on {dd.device}"
         )
 
     train_x, train_y = train_x.to(dd.device), train_y.to(dd.device)
+    phases.mark("setup")
+    n_before = len(prog.history)
     best, step, history, t_start = prog.best, prog.step, prog.history, time.perf_counter()
     max_steps = cfg.max_steps  # the step limit; --time-budget re-plans this copy, never the config
     with Guard(cfg, out, parts, meta, dd, prog.step) as guard:
@@ -228,7 +228,8 @@ def _train(cfg: TrainConfig, json_mode: bool) -> dict | None:
                 if cfg.augment != "none":
                     x = augment_batch(x, cfg.augment, step_generator(cfg.seed, step, dd))
                 y = train_y[mine]
-                out_ = model(x)
+                with autocast(precision, dd.device):
+                    out_ = model(x)
                 # sum / global batch * world: DDP's gradient averaging then yields the global-batch mean
                 # (also for an uneven last batch: the shares' sums add up to the global sum)
                 loss = compute_loss(model, out_, y, cfg.label_smoothing, dd.world / len(idx), class_weight)
@@ -268,9 +269,14 @@ def _train(cfg: TrainConfig, json_mode: bool) -> dict | None:
                 break
     if dd.world > 1:
         dist.barrier()
+    phases.mark("training")
     summary = summarize(cfg, data, history, time.perf_counter() - t_start, out) if dd.main else None
     if dd.main:
+        summary.update(precision=precision, phases=phases.fit_split(history[n_before:]))
+        if on_summary is not None:
+            on_summary(summary)
         draw_curves(out, log)
+        summary["phases"]["curves"] = phases.since_last()
     if dd.world > 1:
         dist.destroy_process_group()
     return summary
@@ -294,12 +300,12 @@ def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log) -> f
     """Evaluate on all test images (and val), append metrics, save last/best checkpoints."""
     net = unwrap(model)
     row["test_loss"], row["test_accuracy"] = evaluate(
-        net, data.test_x, data.test_y, data.mean, data.std, cfg.eval_batch_size, cfg.tta
+        net, data.test_x, data.test_y, data.mean, data.std, cfg.eval_batch_size, cfg.tta, meta["precision"]
     )
     row["val_loss"], row["val_accuracy"] = ("", "")
     if val_x is not None:
         row["val_loss"], row["val_accuracy"] = evaluate(
-            net, val_x, val_y, data.mean, data.std, cfg.eval_batch_size
+            net, val_x, val_y, data.mean, data.std, cfg.eval_batch_size, precision=meta["precision"]
         )
     append_metrics(out / "metrics.csv", row)
     log.scalars(row)
@@ -318,21 +324,6 @@ def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log) -> f
     return best
 
 
-def stale_epochs(history: list[dict]) -> int:
-    """Epochs since the best validation accuracy (0 when there is no validation split)."""
-    vals = [r["val_accuracy"] for r in history if r["val_accuracy"] != ""]
-    return len(vals) - 1 - max(range(len(vals)), key=vals.__getitem__) if vals else 0
-
-
-def append_metrics(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRICS, extrasaction="ignore")
-        if new:
-            w.writeheader()
-        w.writerow(row)
-
-
 def checkpoint_meta(cfg: TrainConfig, model: nn.Module, data: Dataset) -> dict:
     return {
         "model": cfg.model,
@@ -344,45 +335,6 @@ def checkpoint_meta(cfg: TrainConfig, model: nn.Module, data: Dataset) -> dict:
         "input_shape": list(data.shape),
         "config": cfg.to_dict(),
     }
-
-
-def summarize(cfg, data, history, seconds, out) -> dict:
-    """The run's result: the accuracy of the checkpoint it names (best.safetensors, chosen on validation
-    when there is a split, else the last epoch) and, separately, the last epoch's."""
-    last = history[-1] if history else {}
-    imgs = sum(r["images_per_second"] * r["seconds"] for r in history)
-    best = _best_metrics(out) or last
-    summary = {
-        "model": cfg.model,
-        "dataset": data.name,
-        "checkpoint": str(out / "best.safetensors"),
-        "checkpoint_epoch": best.get("epoch"),
-        "test_accuracy": _num(best.get("test_accuracy")),
-        "val_accuracy": _num(best.get("val_accuracy")),
-        "last_epoch": last.get("epoch"),
-        "last_test_accuracy": _num(last.get("test_accuracy")),
-        "test_images": len(data.test_y),
-        "epochs": len(history),
-        "train_seconds": round(seconds, 2),
-        "images_per_second": round(imgs / max(sum(r["seconds"] for r in history), 1e-9), 1),
-        "out": str(out),
-    }
-    return summary
-
-
-def _best_metrics(out: Path) -> dict | None:
-    """The metrics row stored with best.safetensors (its epoch's numbers)."""
-    import json
-
-    try:
-        return json.loads((out / "best.json").read_text()).get("metrics") or None
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def _num(x):
-    """Accuracies are ratios of counts: 6 decimals hold them exactly for up to a million images."""
-    return round(float(x), 6) if isinstance(x, (int, float)) else None
 
 
 def draw_curves(out: Path, log) -> None:

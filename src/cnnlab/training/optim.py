@@ -12,6 +12,7 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 from cnnlab.options import unknown_error
 from cnnlab.training.config import TrainConfig
+from cnnlab.training.lean_optim import lean  # the same optimisers, without importing torch._dynamo
 from cnnlab.training.validate import OPTIMIZERS, SCHEDULES  # the names TrainConfig accepts
 
 ONECYCLE_START = 1 / 25  # PyTorch OneCycleLR's div_factor=25: start at peak/25, not at 0
@@ -28,15 +29,15 @@ def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opt
     params = [p for p in model.parameters() if p.requires_grad]
     fused = _fused(params)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(
+        return lean(torch.optim.Adam)(
             params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=fused
         )
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(
+        return lean(torch.optim.AdamW)(
             params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=fused
         )
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
+        return lean(torch.optim.SGD)(
             params,
             lr=cfg.lr,
             momentum=cfg.momentum,

@@ -72,6 +72,7 @@ RULES: dict[str, Rule] = {
     "tensorboard": Rule(bool),
     "max_steps": Rule(int, 0, BIG),
     "limit_train": Rule(int, 0, BIG),
+    "precision": Rule(str, choices=("auto", "fp32", "bf16"), what="precision"),
     # image folders
     "image_size": Rule(int, 0, 4096),
     "channels": Rule(int, 0, 3),
