@@ -44,11 +44,11 @@ RULES: dict[str, Rule] = {
     "aux": Rule(bool),
     "epochs": Rule(int, 1, BIG),
     "batch_size": Rule(int, 1, BIG),
-    "lr": Rule(float, 0, low_open=True),  # no upper bound: a huge lr is how a divergence is tested
+    "lr": Rule(float, 0, 1e6, low_open=True),  # 1e6 still lets a test force a divergence; more is a typo
     "optimizer": Rule(str, choices=OPTIMIZERS, what="optimizer"),
     "betas": Rule(float, size=2, **UNIT),
     "momentum": Rule(float, **UNIT),
-    "weight_decay": Rule(float, 0),
+    "weight_decay": Rule(float, 0, 1e6),
     "schedule": Rule(str, choices=SCHEDULES, what="schedule"),
     "warmup_epochs": Rule(float, 0, BIG),
     "label_smoothing": Rule(float, **UNIT),
