@@ -111,6 +111,37 @@ def run_feature_maps(args: argparse.Namespace) -> Picture:
     return plot_feature_maps(maps, args.out or folder / "feature-maps.png", image, args.max_channels)
 
 
+def class_index(name: str, classes: list[str]) -> int:
+    """A class given by name (as the checkpoint lists it) or by index."""
+    if name in classes:
+        return classes.index(name)
+    if name.isdigit() and int(name) < len(classes):
+        return int(name)
+    raise CnnlabError(f"unknown class {name!r}; classes: {', '.join(classes)}")
+
+
+def run_gradcam(args: argparse.Namespace) -> Picture:
+    from cnnlab.data import to_float
+    from cnnlab.inside.gradcam import gradcam
+    from cnnlab.inside.plots_gradcam import plot_gradcam
+    from cnnlab.predict import load_image
+
+    model, meta, folder = _checkpoint(args)
+    image = load_image(args.image, meta)
+    x = to_float(image[None], meta["mean"], meta["std"])[0]
+    classes = list(meta["classes"])
+    if args.class_:
+        wanted = [class_index(c, classes) for c in args.class_]
+    elif args.top < 1:
+        raise CnnlabError(f"--top must be at least 1, got {args.top}")
+    else:  # the top classes, most likely first
+        _, probs, _ = gradcam(model, x, None, args.layer)
+        wanted = probs.topk(min(args.top, len(classes))).indices.tolist()
+    cams, probs, layer = gradcam(model, x, wanted, args.layer)
+    labels, p = [classes[c] for c in wanted], [float(probs[c]) for c in wanted]
+    return plot_gradcam(image, cams, labels, p, args.out or folder / "gradcam.png", layer)
+
+
 KINDS = {
     "curves": (run_curves, "loss and accuracy per epoch from a run's metrics.csv"),
     "confusion": (run_confusion, "confusion matrix and per-class accuracy on the test set"),
@@ -118,6 +149,7 @@ KINDS = {
     "samples": (run_samples, "a grid of dataset images with their labels"),
     "filters": (run_filters, "the first conv layer's filters"),
     "feature-maps": (run_feature_maps, "every conv layer's feature maps for one image"),
+    "gradcam": (run_gradcam, "Grad-CAM heat maps over an image, several classes side by side"),
 }
 
 
@@ -144,7 +176,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             source.add_argument("--index", type=int, default=0, help="a test-set image (default 0)")
             p.add_argument("--layer", help="only this conv layer, e.g. layer.0")
             p.add_argument("--max-channels", type=int, default=64, help="at most this many maps per layer")
-        if kind not in ("curves", "filters"):
+        if kind == "gradcam":
+            p.add_argument(
+                "--image", required=True, help="an image file (preprocessed like `cnnlab predict`)"
+            )
+            p.add_argument(
+                "--class",
+                dest="class_",
+                action="append",
+                metavar="NAME",
+                help="class name or index (repeatable; default: the --top most likely)",
+            )
+            p.add_argument("--top", type=int, default=3, help="classes shown without --class (default 3)")
+            p.add_argument(
+                "--layer", help="target layer (default: the family's last conv stage, e.g. layer4.1)"
+            )
+        if kind not in ("curves", "filters", "gradcam"):
             p.add_argument("--data-dir", help="folder holding the dataset files")
         p.add_argument("--out", help="PNG file to write (default: next to the run / in the current folder)")
 
