@@ -253,6 +253,7 @@
     const head = el("h3", "", `${x.name} · ${t(`kind_${x.kind}`) === `kind_${x.kind}` ? x.type : t(`kind_${x.kind}`)}`);
     const body = el("div");
     body.dataset.kind = x.kind;
+    body.dataset.at = `${x.column}-${x.unit ?? 0}`;
     if (x.kind === "conv") renderConv(x, body);
     else if (x.kind === "maxpool" || x.kind === "avgpool") renderPool(x, body);
     else if (x.kind === "relu" || x.kind === "before-after") renderBeforeAfter(x, body);

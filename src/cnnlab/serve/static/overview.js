@@ -92,6 +92,15 @@
       });
       const b = unitButton(col, 0, `${col.name}: ${col.shape.join("×")}`);
       b.append(c);
+      if (col.kind !== "flatten") {
+        // a pointer picks the value under it; the keyboard opens value 0
+        c.addEventListener("click", (ev) => {
+          ev.stopPropagation();
+          const r = c.getBoundingClientRect();
+          const unit = Math.floor(((ev.clientY - r.top) / r.height) * c.height) * per + Math.floor(((ev.clientX - r.left) / r.width) * per);
+          ov.onUnit(col.index, Math.min(unit, values.length - 1));
+        });
+      }
       holder.append(b);
       return;
     }
