@@ -108,3 +108,10 @@ def test_deep_models_show_stages_and_blocks(name, blocks):
     assert names[-2:] == ["fc", "softmax"] or names[-1] == "softmax"
     for u in units:  # every column has a detail view that does not fail
         detail(u, 0)
+    if name == "vgg16_bn":  # folded conv + BN + ReLU columns keep the conv's own numbers
+        u = units[0]
+        assert u.name == "features.0+features.1+features.2" and u.kind == "conv"
+        assert bool((u.shown >= 0).all()) and bool((u.output < 0).any())  # shown after ReLU, output before
+        d = detail(u, 1)
+        ours = C.conv2d(np.array(d["input"]), np.array(d["kernel"])[None], np.array([d["bias"]]), padding=1)
+        np.testing.assert_allclose(ours[0], d["output"], atol=1e-4)

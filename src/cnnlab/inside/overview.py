@@ -47,6 +47,7 @@ class Unit:
     module: nn.Module | None  # None for the synthetic flatten and softmax columns
     input: torch.Tensor  # what went in, without the batch dimension (C x H x W or a vector)
     output: torch.Tensor  # what came out
+    shown: torch.Tensor | None = None  # what the overview draws, if not `output` (a folded conv+BN+ReLU)
 
     @property
     def links(self) -> str:
@@ -128,14 +129,10 @@ def fold(units: list[Unit]) -> list[Unit]:
     for u in units:
         if folded and u.module is not None and isinstance(u.module, ELEMENTWISE):
             last = folded[-1]
-            folded[-1] = Unit(
-                f"{last.name}+{u.name}",
-                last.kind if last.kind != "conv" else "block",
-                f"{last.type}+{u.type}",
-                None,
-                last.input,
-                u.output,
-            )
+            # the first layer keeps its own module, input and output, so its detail view (a conv's
+            # sum of products) still adds up; the column shows what leaves the group
+            name, kind, typ = f"{last.name}+{u.name}", last.kind, f"{last.type}+{u.type}"
+            folded[-1] = Unit(name, kind, typ, last.module, last.input, last.output, u.output)
         else:
             folded.append(u)
     return folded

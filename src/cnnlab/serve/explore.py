@@ -34,7 +34,7 @@ def heat_rgba(cam: np.ndarray) -> np.ndarray:
 
 
 def column_json(index: int, unit: Unit, share: int) -> dict:
-    out = unit.output
+    out = unit.output if unit.shown is None else unit.shown
     col = {
         "index": index,
         "name": unit.name,
