@@ -11,6 +11,8 @@
   const MAX_CHANNELS_SHOWN = 3; // channels drawn cell by cell; the rest are summed in one line each
 
   const fmt = (v, digits = 3) => (Number.isInteger(v) ? String(v) : v.toFixed(digits));
+  // exp and probabilities span many orders of magnitude: tiny ones in scientific notation, not "0.0000"
+  const fmtWide = (v) => (v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential(2) : fmt(v, 4));
   const el = (tag, cls, text) => {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -225,7 +227,7 @@
       const row = el("tr");
       row.tabIndex = 0;
       row.dataset.p = String(p[i]);
-      for (const text of [classes[i] ?? String(i), fmt(v, 4), fmt(v - max, 4), fmt(e[i], 4), fmt(p[i], 4)]) row.append(el("td", "", text));
+      for (const text of [classes[i] ?? String(i), fmt(v, 4), fmt(v - max, 4), fmtWide(e[i]), fmtWide(p[i])]) row.append(el("td", "", text));
       table.append(row);
     });
     const foot = el("tr", "sum");
