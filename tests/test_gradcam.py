@@ -9,7 +9,7 @@ from conftest import untrained_checkpoint
 from PIL import Image, ImageDraw
 
 from cnnlab.errors import CnnlabError
-from cnnlab.inside.gradcam import default_layer, gradcam
+from cnnlab.inside.gradcam import default_layer, gradcam, gradcam_for
 from cnnlab.models import get_model
 
 
@@ -130,3 +130,15 @@ def test_plot_gradcam_cli(cli, tmp_path):
         r = cli("plot", "gradcam", str(ckpt), "--image", image, *extra, check=False)
         assert r.returncode == 2 and r.stderr.strip().startswith(f"cnnlab: error: {message}")
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_python_api_from_a_checkpoint_and_an_image(tmp_path):
+    ckpt = untrained_checkpoint(tmp_path / "model")
+    path = digit_png(tmp_path / "seven.png")
+    cam = gradcam_for(ckpt, path, classes=["7", 1])
+    assert cam.classes == ["7", "1"] and cam.layer == "layer.5" and cam.maps.shape == (2, 28, 28)
+    assert tuple(cam.image.shape) == (1, 28, 28) and cam.image.dtype == torch.uint8
+    top = gradcam_for(ckpt, open(path, "rb").read())  # bytes too; the 3 most likely classes
+    assert len(top.classes) == 3 and top.probabilities == sorted(top.probabilities, reverse=True)
+    with pytest.raises(CnnlabError, match="unknown class 'cat'"):
+        gradcam_for(ckpt, path, classes=["cat"])

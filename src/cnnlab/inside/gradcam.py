@@ -13,6 +13,8 @@ ResNet `layer4[-1]`, VGG the last Conv2d of `features`, GoogLeNet `inception5b`,
 (chapter-cnn, fastnet) the last Conv2d the forward pass calls.
 """
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -111,3 +113,57 @@ def gradcam(
     up = F.interpolate(stacked, size=x.shape[1:], mode="bilinear", align_corners=False)[:, 0]
     peak = up.amax(dim=(1, 2), keepdim=True)
     return up / torch.where(peak > 0, peak, torch.ones_like(peak)), probs, layer  # an all-zero cam stays 0
+
+
+@dataclass
+class GradCam:
+    """Grad-CAM of one image through one checkpoint (what `gradcam_for` returns)."""
+
+    image: torch.Tensor  # the model's uint8 C x H x W input, preprocessed like `cnnlab predict`
+    maps: torch.Tensor  # K x H x W heat maps in [0, 1], one per class in `classes`
+    classes: list[str]  # the class names the maps are for
+    probabilities: list[float]  # the model's probability of each of those classes
+    layer: str  # the target layer
+
+
+def gradcam_for(
+    checkpoint, image, classes: list[str | int] | None = None, layer: str | None = None, top: int = 3
+) -> GradCam:
+    """Grad-CAM from a checkpoint (run folder or file, or a `(model, meta)` pair) and an image (a path,
+    bytes or a PIL image): maps for `classes` (names or indices), by default the `top` most likely.
+
+    >>> cam = gradcam_for("runs/demo", "my_digit.png", classes=["7", "1"])   # doctest: +SKIP
+    """
+    from PIL import Image
+
+    from cnnlab.checkpoint import load_checkpoint
+    from cnnlab.data import to_float
+    from cnnlab.predict import open_image, prepare
+
+    model, meta = checkpoint if isinstance(checkpoint, tuple) else load_checkpoint(checkpoint)
+    img = (
+        image
+        if isinstance(image, Image.Image)
+        else open_image(image, "image" if isinstance(image, bytes) else str(image))
+    )
+    x_uint8 = prepare(img, meta)
+    x = to_float(x_uint8[None], meta["mean"], meta["std"])[0]
+    names = list(meta["classes"])
+    if classes:
+        wanted = [class_index(c, names) for c in classes]
+    else:
+        if top < 1:
+            raise CnnlabError(f"top must be at least 1, got {top}")
+        _, probs, _ = gradcam(model, x, None, layer)
+        wanted = probs.topk(min(top, len(names))).indices.tolist()
+    maps, probs, used = gradcam(model, x, wanted, layer)
+    return GradCam(x_uint8, maps, [names[c] for c in wanted], [float(probs[c]) for c in wanted], used)
+
+
+def class_index(name: str | int, classes: list[str]) -> int:
+    """A class given by name (as the checkpoint lists it) or by index."""
+    if isinstance(name, str) and name in classes:
+        return classes.index(name)
+    if str(name).isdigit() and int(name) < len(classes):
+        return int(name)
+    raise CnnlabError(f"unknown class {name!r}; classes: {', '.join(classes)}")

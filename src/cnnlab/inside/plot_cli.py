@@ -111,35 +111,14 @@ def run_feature_maps(args: argparse.Namespace) -> Picture:
     return plot_feature_maps(maps, args.out or folder / "feature-maps.png", image, args.max_channels)
 
 
-def class_index(name: str, classes: list[str]) -> int:
-    """A class given by name (as the checkpoint lists it) or by index."""
-    if name in classes:
-        return classes.index(name)
-    if name.isdigit() and int(name) < len(classes):
-        return int(name)
-    raise CnnlabError(f"unknown class {name!r}; classes: {', '.join(classes)}")
-
-
 def run_gradcam(args: argparse.Namespace) -> Picture:
-    from cnnlab.data import to_float
-    from cnnlab.inside.gradcam import gradcam
+    from cnnlab.inside.gradcam import gradcam_for
     from cnnlab.inside.plots_gradcam import plot_gradcam
-    from cnnlab.predict import load_image
 
     model, meta, folder = _checkpoint(args)
-    image = load_image(args.image, meta)
-    x = to_float(image[None], meta["mean"], meta["std"])[0]
-    classes = list(meta["classes"])
-    if args.class_:
-        wanted = [class_index(c, classes) for c in args.class_]
-    elif args.top < 1:
-        raise CnnlabError(f"--top must be at least 1, got {args.top}")
-    else:  # the top classes, most likely first
-        _, probs, _ = gradcam(model, x, None, args.layer)
-        wanted = probs.topk(min(args.top, len(classes))).indices.tolist()
-    cams, probs, layer = gradcam(model, x, wanted, args.layer)
-    labels, p = [classes[c] for c in wanted], [float(probs[c]) for c in wanted]
-    return plot_gradcam(image, cams, labels, p, args.out or folder / "gradcam.png", layer)
+    cam = gradcam_for((model, meta), args.image, args.class_, args.layer, args.top)
+    out = args.out or folder / "gradcam.png"
+    return plot_gradcam(cam.image, cam.maps, cam.classes, cam.probabilities, out, cam.layer)
 
 
 KINDS = {
