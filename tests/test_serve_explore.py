@@ -113,3 +113,19 @@ def test_photo_model(tmp_path):
 
 def test_digit_checkpoint_without_the_key_is_a_digit_model(client):
     assert client.get("/api/model").json()["preprocess"] == "digit"
+
+
+def test_a_deep_model_shows_its_blocks(tmp_path):
+    ckpt = untrained_checkpoint(tmp_path / "r18", "resnet18", width=0.125)
+    with TestClient(create_app(ckpt)) as c:
+        body = post(c, "/api/predict?overview=1&gradcam=1").json()
+        cols = {col["name"]: col for col in body["overview"]}
+        assert (
+            len(cols) <= 24
+            and cols["layer4.1"]["kind"] == "block"
+            and cols["layer4.1"]["shape"][1:] == [4, 4]
+        )
+        assert body["gradcam"]["layer"] == "layer4.1"
+        index = cols["layer2.0"]["index"]
+        d = post(c, f"/api/detail?column={index}&unit=0").json()
+        assert d["kind"] == "map" and len(d["output"]) == 14  # a block: its map, no step-by-step view
