@@ -95,7 +95,12 @@ def test_unit_out_of_range(chapter):
 
 @pytest.mark.parametrize(
     "name, blocks",
-    [("resnet18", ["layer1.0", "layer4.1"]), ("googlenet", ["inception3a", "inception5b"]), ("vgg16_bn", [])],
+    [
+        ("resnet18", ["layer1.0", "layer4.1"]),
+        ("resnet152", ["layer1", "layer3", "layer4"]),  # 50 blocks: one column per stage
+        ("googlenet", ["inception3a", "inception5b"]),
+        ("vgg16_bn", []),
+    ],
 )
 def test_deep_models_show_stages_and_blocks(name, blocks):
     model = get_model(name, in_channels=3, input_size=32, width=0.125).eval()

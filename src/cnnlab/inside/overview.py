@@ -10,7 +10,8 @@ Identity and Dropout (identity at test time) are left out. A flatten that a mode
 (`out.flatten(1)`, no module) becomes its own column where a 4-D output meets a Linear layer, and a
 softmax column closes the list: the chapter's flatten and softmax are part of the picture.
 When more than `MAX_COLUMNS` columns remain (VGG16-BN), element-wise layers (ReLU, BatchNorm) are folded
-into the column before them.
+into the column before them, and if that is not enough (ResNet-101/152) the blocks of a stage become
+one column per stage.
 
 The inputs are recorded by forward PRE-hooks and cloned, outputs by forward hooks and cloned: with
 `ReLU(inplace=True)` the conv's output tensor is overwritten by the ReLU later in the same pass.
@@ -120,7 +121,9 @@ def trace_units(model: nn.Module, x: torch.Tensor) -> list[Unit]:
         units.append(Unit(name, kind, type(mod).__name__, mod, inp, out))
     z = logits.detach()[0]
     units.append(Unit("softmax", "softmax", "softmax", None, z, z.softmax(0)))
-    return fold(units) if len(units) > MAX_COLUMNS else units
+    if len(units) > MAX_COLUMNS:
+        units = fold(units)
+    return stages(units) if len(units) > MAX_COLUMNS else units
 
 
 def fold(units: list[Unit]) -> list[Unit]:
@@ -136,3 +139,32 @@ def fold(units: list[Unit]) -> list[Unit]:
         else:
             folded.append(u)
     return folded
+
+
+def stages(units: list[Unit]) -> list[Unit]:
+    """Merge runs of blocks of one stage (ResNet-152's 36 blocks of `layer3`) into one column each:
+    the stage's input, its last block's output, named after the stage ("layer3", 36 x Bottleneck)."""
+    grouped: list[Unit] = []
+    run: list[Unit] = []
+
+    def flush() -> None:
+        if len(run) == 1:
+            grouped.append(run[0])
+        elif run:
+            parent = run[0].name.rpartition(".")[0]
+            typ = f"{len(run)} x {run[0].type}"
+            grouped.append(Unit(parent, "block", typ, None, run[0].input, run[-1].output))
+        run.clear()
+
+    for u in units:
+        parent = u.name.rpartition(".")[0]
+        if u.kind == "block" and parent and (not run or run[0].name.rpartition(".")[0] == parent):
+            run.append(u)
+            continue
+        flush()
+        if u.kind == "block" and parent:
+            run.append(u)
+        else:
+            grouped.append(u)
+    flush()
+    return grouped
