@@ -29,6 +29,8 @@ _API = {
     "plot_samples": "cnnlab.inside.pictures",
     "plot_filters": "cnnlab.inside.pictures",
     "plot_feature_maps": "cnnlab.inside.pictures",
+    "plot_gradcam": "cnnlab.inside.pictures",
+    "gradcam_for": "cnnlab.inside.gradcam",
     "CnnlabError": "cnnlab.errors",
 }
 __all__ = list(_API)

@@ -29,6 +29,7 @@ from cnnlab.inside.explain_text import (
     stride_of,
     values_or,
 )
+from cnnlab.inside.i18n import LANGS
 from cnnlab.inside.summary import parse_input
 from cnnlab.models import get_model
 from cnnlab.options import unknown_error
@@ -50,36 +51,38 @@ def explain_match(args: argparse.Namespace, ex: Explanation) -> None:
     patch_text, filter_text = values_or(args, 2, [CHAPTER_PATCH, CHAPTER_FILTER], "PATCH FILTER")
     patch, filt = parse_matrix(patch_text), parse_matrix(filter_text)
     ex.result = C.match_score(patch, filt)  # also checks that the shapes agree
-    ex.say_matrix("filter", filt)
-    ex.say_matrix("image patch under the filter", patch)
+    ex.say_matrix(ex.t("explain.filter"), filt)
+    ex.say_matrix(ex.t("explain.patch"), patch)
     total = float((patch * filt).sum())
-    ex.say(f"sum of products (patch x filter, cell by cell) = {products(patch, filt)} = {fmt(total)}")
-    ex.say(f"match = 1/{filt.size} x {fmt(total)} = {ex.result:.4f}   (1.00 = the patch equals the filter)")
+    ex.say(ex.t("explain.match_sum", products=products(patch, filt), total=fmt(total)))
+    ex.say(ex.t("explain.match", n=filt.size, total=fmt(total), result=ex.result))
     if not args.values:
-        ex.say("chapter: 0.77. Exact: 7/9 = 0.7778; the chapter cut it to two decimals (rounded: 0.78).")
+        ex.say(ex.t("explain.match_chapter"))
 
 
 def explain_conv(args: argparse.Namespace, ex: Explanation) -> None:
     x_text, k_text = values_or(args, 2, [CHAPTER_INPUT, CHAPTER_KERNEL], "MATRIX KERNEL")
     x, k = parse_matrix(x_text), parse_matrix(k_text)
     s, p = stride_of(args, 1), args.padding
-    ex.say(f"input {shape_str(x.shape)}, kernel {shape_str(k.shape)}, stride {s}, padding {p}")
+    ex.say(ex.t("explain.conv_setup", x=shape_str(x.shape), k=shape_str(k.shape), s=s, p=p))
     for axis, name in enumerate(("height", "width")):
         i, kk = x.shape[axis], k.shape[axis]
         size = C.output_size(i, kk, s, p)  # raises the clear "kernel larger than padded input" error
-        ex.say(f"output {name} = floor((I - K + 2P)/S) + 1 = floor(({i} - {kk} + 2*{p})/{s}) + 1 = {size}")
+        ex.say(ex.t(f"explain.conv_{name}", i=i, k=kk, p=p, s=s, size=size))
     xp = C.pad2d(x, p)
     if p:
-        ex.say_matrix("zero-padded input", xp)
+        ex.say_matrix(ex.t("explain.padded"), xp)
     out = C.conv2d(x[None], k[None, None], np.array([args.bias]), stride=s, padding=p)[0]
     bias = f" + {fmt(args.bias)}" if args.bias else ""
     for i, j in np.ndindex(*out.shape):
         window = xp[i * s : i * s + k.shape[0], j * s : j * s + k.shape[1]]
         ex.say(f"out[{i},{j}] = {products(window, k)}{bias} = {fmt(out[i, j])}")
-    ex.say_matrix("feature map", out)
+    ex.say_matrix(ex.t("explain.feature_map"), out)
     if not args.values and s == 1 and args.bias == 0 and p in CHAPTER_CONV:
         same = np.array_equal(out, CHAPTER_CONV[p])
-        ex.say(f"chapter's figure with padding {p}: {'matches' if same else 'DIFFERS'}")
+        ex.say(
+            ex.t("explain.conv_chapter", p=p, verdict=ex.t("explain.matches" if same else "explain.differs"))
+        )
     ex.result = out.tolist()
 
 
@@ -87,14 +90,23 @@ def explain_pool(args: argparse.Namespace, ex: Explanation) -> None:
     (text,) = values_or(args, 1, [CHAPTER_POOL], "MATRIX")
     x, k = parse_matrix(text), args.size
     s = stride_of(args, k)  # PyTorch's default: windows side by side, no overlap
-    ex.say(f"input {shape_str(x.shape)}, window {k}x{k}, stride {s}")
+    ex.say(ex.t("explain.pool_setup", x=shape_str(x.shape), k=k, s=s))
     maxed, averaged = C.max_pool2d(x[None], k, s)[0], C.avg_pool2d(x[None], k, s)[0]
     for i, j in np.ndindex(*maxed.shape):
         w = x[i * s : i * s + k, j * s : j * s + k].ravel()
         average = f"{fmt(w.sum())}/{w.size} = {fmt(w.mean())}"
-        ex.say(f"window ({i},{j}): {' '.join(map(fmt, w))} -> max {fmt(w.max())}, average {average}")
-    ex.say_matrix("max pooling (keeps the strongest response of each window)", maxed)
-    ex.say_matrix("average pooling (keeps the mean of each window)", averaged)
+        ex.say(
+            ex.t(
+                "explain.pool_window",
+                i=i,
+                j=j,
+                values=" ".join(map(fmt, w)),
+                max=fmt(w.max()),
+                average=average,
+            )
+        )
+    ex.say_matrix(ex.t("explain.max_pool"), maxed)
+    ex.say_matrix(ex.t("explain.avg_pool"), averaged)
     ex.result = {"max": maxed.tolist(), "average": averaged.tolist()}
 
 
@@ -114,7 +126,7 @@ def traced_model(name: str, shape_text: str, kinds: tuple) -> tuple[nn.Module, l
 def walk_model(args: argparse.Namespace, ex: Explanation) -> None:
     """Every Conv/Pool layer in the order the forward pass calls it, with the formula for its size."""
     _, rows = traced_model(args.model, args.input, POOLS_AND_CONVS)
-    ex.say(f"{args.model} on a {args.input} input, Conv/Pool layers in forward order:")
+    ex.say(ex.t("explain.walk", model=args.model, input=args.input))
     width = max(len(name) for name, *_ in rows)
     for name, module, shape_in, shape_out in rows:
         (h_text, h), (w_text, w) = (size_formula(module, shape_in[1 + a], a) for a in (0, 1))
@@ -124,9 +136,9 @@ def walk_model(args: argparse.Namespace, ex: Explanation) -> None:
         shapes = f"{shape_str(shape_in):>11} -> {shape_str(shape_out):<11}"
         ex.say(f"{name:<{width}}  {type(module).__name__:<17} {shapes} {formula}")
     last = rows[-1][3]
-    ex.say(f"last feature map {shape_str(last)} = {math.prod(last)} values, flattened into the classifier")
+    ex.say(ex.t("explain.walk_last", shape=shape_str(last), n=math.prod(last)))
     if args.model == "chapter-cnn" and args.input == "1x28x28":
-        ex.say("= the chapter's nn.Linear(64*3*3, 100): 64 channels of 3x3")
+        ex.say(ex.t("explain.walk_chapter"))
     ex.result = list(last)
     ex.extra["layers"] = [
         {"layer": n, "type": type(m).__name__, "input": i, "output": o} for n, m, i, o in rows
@@ -144,16 +156,16 @@ def explain_output_size(args: argparse.Namespace, ex: Explanation) -> None:
         raise CnnlabError(f"sizes must be whole numbers, got I={fmt(i)} K={fmt(k)}")
     i, k, s, p = int(i), int(k), stride_of(args, 1), args.padding
     ex.result = C.output_size(i, k, s, p)
-    ex.say("output = floor((I - K + 2P) / S) + 1")
+    ex.say(ex.t("explain.size_formula"))
     ex.say(f"       = floor(({i} - {k} + 2*{p}) / {s}) + 1 = floor({i - k + 2 * p} / {s}) + 1 = {ex.result}")
 
 
-def times(dense: int, conv: int) -> str:
+def times(ex: Explanation, dense: int, conv: int) -> str:
     """'N x more' or 'N x fewer' for the dense layer against the conv (never '0x more')."""
     big, small = max(dense, conv), max(min(dense, conv), 1)
     ratio = big / small
     text = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.1f}"
-    return f"{text}x more" if dense >= conv else f"{text}x fewer"
+    return ex.t("explain.times_more" if dense >= conv else "explain.times_fewer", n=text)
 
 
 def explain_parameters(args: argparse.Namespace, ex: Explanation) -> None:
@@ -166,23 +178,30 @@ def explain_parameters(args: argparse.Namespace, ex: Explanation) -> None:
         if args.layer not in known:
             raise unknown_error("layer", args.layer, known, "--layer")  # with "did you mean"
         convs = [row for row in convs if row[0] == args.layer]
-    ex.say(
-        "a conv layer reuses one small F x C x K x K set of weights at every position (weight sharing)",
-        "and each output looks at a K x K patch only; a dense layer joins every input to every output.",
-    )
+    ex.say(*ex.t("explain.params_intro").splitlines())
     rows = []
     for layer, m, shape_in, shape_out in convs:
         params = sum(p.numel() for p in m.parameters(recurse=False))
         n_in, n_out = math.prod(shape_in), math.prod(shape_out)
         dense = n_in * n_out + n_out  # one weight per (input, output) pair, one bias per output
         weights = f"{m.out_channels}x{m.in_channels // m.groups}x{shape_str(m.kernel_size)}"
+        biases = 0 if m.bias is None else m.out_channels
         ex.say(
-            f"{layer}: conv {weights} weights + {0 if m.bias is None else m.out_channels} biases = {params:,};"
-            f" dense {shape_str(shape_in)} -> {shape_str(shape_out)} = {dense:,} ({times(dense, params)})"
+            ex.t(
+                "explain.params_layer",
+                layer=layer,
+                weights=weights,
+                biases=biases,
+                params=params,
+                shape_in=shape_str(shape_in),
+                shape_out=shape_str(shape_out),
+                dense=dense,
+                compare=times(ex, dense, params),
+            )
         )
         rows.append({"layer": layer, "params": params, "dense_params": dense})
     total = sum(p.numel() for p in model.parameters())
-    ex.say(f"whole {name}: {total:,} parameters")
+    ex.say(ex.t("explain.params_total", name=name, total=total))
     ex.result, ex.extra["total_params"] = rows, total
 
 
@@ -227,10 +246,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default="0,1", help="cross-entropy target distribution (default 0,1)")
     parser.add_argument("--pred", action="append", help="cross-entropy prediction (repeatable)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the steps")
+    parser.add_argument("--lang", choices=LANGS, default="en", help="language of the steps: en (default), ko")
 
 
 def run(args: argparse.Namespace) -> int:
-    ex = Explanation(args.topic)
+    ex = Explanation(args.topic, lang=args.lang)
     TOPICS[args.topic][0](args, ex)
     print(json.dumps(ex.as_json()) if args.json else "\n".join(ex.steps))
     return 0

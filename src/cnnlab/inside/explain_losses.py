@@ -25,22 +25,17 @@ def explain_softmax(args: argparse.Namespace, ex: Explanation) -> None:
     e = np.exp(shifted)
     ex.result = C.softmax(z).tolist()
     ex.say(
-        f"scores z = {vec(z, 4)}",
-        f"z - max(z) = {vec(shifted)} (max cancels in the fraction; it keeps exp from overflowing)",
-        f"exp(z - max) = {vec(e)}, sum = {e.sum():.6f}",
-        f"softmax = exp / sum = {vec(ex.result)}",
-        f"rounded to 4 decimals: {vec(ex.result, 4)}",
+        ex.t("explain.softmax_z", z=vec(z, 4)),
+        ex.t("explain.softmax_shift", shifted=vec(shifted)),
+        ex.t("explain.softmax_exp", e=vec(e), sum=e.sum()),
+        ex.t("explain.softmax_div", p=vec(ex.result)),
+        ex.t("explain.softmax_round", p=vec(ex.result, 4)),
     )
     if not args.values:
         lo, hi = C.softmax(np.array([0.375, 1.575]))[0], C.softmax(np.array([0.365, 1.585]))[0]
         gap = math.log(CHAPTER_SOFTMAX[1] / CHAPTER_SOFTMAX[0])
-        ex.say(
-            f"chapter: {CHAPTER_SOFTMAX}, 1 off in the 4th decimal: rounding, not another formula. Neither",
-            "  rounding nor cutting 0.229701 gives 0.2296, but the logits are themselves printed rounded:",
-            f"  logits that round to 0.37 and 1.58 give softmax[0] anywhere from {hi:.4f} to {lo:.4f};",
-            f"  a gap z1 - z0 = ln(0.7704/0.2296) = {gap:.4f}, e.g. logits [0.37, {0.37 + gap:.4f}],",
-            "  gives exactly the chapter's [0.2296, 0.7704].",
-        )
+        note = ex.t("explain.softmax_chapter", chapter=CHAPTER_SOFTMAX, hi=hi, lo=lo, gap=gap, z1=0.37 + gap)
+        ex.say(*note.splitlines())
         ex.extra["chapter"] = CHAPTER_SOFTMAX
 
 
@@ -75,10 +70,10 @@ def cross_entropy_row(ex: Explanation, p: np.ndarray, q: np.ndarray) -> dict:
     logs = " + ".join(f"{fmt(a)} x ln {fmt(b)}" for a, b in zip(p, q))
     diffs = " + ".join(fmt(abs(a - b)) for a, b in zip(p, q))
     ex.say(
-        f"target p = {vec(p, 2)}, prediction q = {vec(q, 2)}",
-        f"  cross entropy H(p,q) = -sum p ln q = -({logs}) = {ce:.4f}",
-        f"  L1 = mean |q - p| = ({diffs}) / {p.size} = {l1:.4f}",
-        f"  H(p) = {h:.4f}, KL(p||q) = {kl:.4f}, H(p) + KL = {h + kl:.4f} = H(p,q) (gap {abs(h + kl - ce):.0e})",
+        ex.t("explain.ce_pq", p=vec(p, 2), q=vec(q, 2)),
+        ex.t("explain.ce", logs=logs, ce=ce),
+        ex.t("explain.l1", diffs=diffs, n=p.size, l1=l1),
+        ex.t("explain.ce_kl", h=h, kl=kl, sum=h + kl, gap=abs(h + kl - ce)),
     )
     return dict(
         target=p.tolist(), prediction=q.tolist(), cross_entropy=ce, l1=l1, entropy=h, kl_divergence=kl
@@ -87,28 +82,35 @@ def cross_entropy_row(ex: Explanation, p: np.ndarray, q: np.ndarray) -> dict:
 
 def chapter_table_note(ex: Explanation, rows: list[dict]) -> None:
     """Compare with the chapter's printed table and name the input its 2.3025 really belongs to."""
-    ex.say("the chapter's table (cross entropy, L1):")
+    ex.say(ex.t("explain.ce_table"))
     ex.extra["discrepancies"] = []
     for row, (q, (ce_printed, l1_printed)) in zip(rows, CHAPTER_CE_TABLE.items()):
         agrees = abs(row["cross_entropy"] - ce_printed) < 1e-3
-        verdict = "agrees (the chapter cuts, not rounds, to 4 decimals)" if agrees else "DISCREPANCY"
+        verdict = ex.t("explain.ce_agrees" if agrees else "explain.ce_discrepancy")
         exact = f"{row['cross_entropy']:.6f}, {row['l1']:.4f}"
-        ex.say(f"  {list(q)}: printed {ce_printed}, {l1_printed}; exact {exact} -> {verdict}")
+        ex.say(ex.t("explain.ce_row", q=list(q), ce=ce_printed, l1=l1_printed, exact=exact, verdict=verdict))
         if agrees:
             continue
         true_prob = round(math.exp(-ce_printed), 4)  # the probability on the true class giving that loss
         culprit = [round(1 - true_prob, 4), true_prob]
-        ex.say(
-            f"  {ce_printed} = -ln {true_prob} = {-math.log(true_prob):.6f} cut to 4 decimals:",
-            f"  the loss of prediction {culprit}, not of {list(q)} (-ln {q[1]} = {row['cross_entropy']:.4f}).",
-            f"  The L1 cell {l1_printed} does belong to {list(q)} ({culprit} would give L1"
-            f" {C.l1_loss([0, 1], culprit):.1f}), so only the cross-entropy cell is wrong.",
+        why = ex.t(
+            "explain.ce_culprit",
+            printed=ce_printed,
+            true_prob=true_prob,
+            loss=-math.log(true_prob),
+            culprit=culprit,
+            q=list(q),
+            q1=q[1],
+            exact=row["cross_entropy"],
+            l1=l1_printed,
+            culprit_l1=C.l1_loss([0, 1], culprit),
         )
+        ex.say(*why.splitlines())
         found = dict(
             prediction=list(q), printed=ce_printed, exact=row["cross_entropy"], printed_is_loss_of=culprit
         )
         ex.extra["discrepancies"].append(found)
-    ex.say("the chapter's point stands: a confident wrong answer costs far more in cross entropy than in L1.")
+    ex.say(ex.t("explain.ce_point"))
 
 
 # ---------------------------------------------------------------- the chapter's evaluation
@@ -120,16 +122,11 @@ def explain_eval_drop(args: argparse.Namespace, ex: Explanation) -> None:
         raise CnnlabError(f"test size and batch size must be positive, got {n} and {batch}")
     counted, ex.result = n // batch * batch, n % batch
     ex.say(
-        f"DataLoader(batch_size={batch}, drop_last=True) over {n:,} test images:",
-        f"  {n} // {batch} = {n // batch} full batches = {counted:,} images counted",
-        f"  {n} mod {batch} = {ex.result} images of the last, partial batch are silently dropped",
+        *ex.t("explain.drop", n=n, batch=batch, full=n // batch, counted=counted, rest=ex.result).splitlines()
     )
     if not args.values:
         chapter_accuracy_note(ex, n, counted)
-    ex.say(
-        "cnnlab evaluates with drop_last=False and flatten(1), so every test image counts; the chapter",
-        "needed drop_last because out.view(batch_size, -1) breaks on a smaller last batch.",
-    )
+    ex.say(*ex.t("explain.drop_fix").splitlines())
 
 
 def chapter_accuracy_note(ex: Explanation, n: int, counted: int) -> None:
@@ -142,11 +139,16 @@ def chapter_accuracy_note(ex: Explanation, n: int, counted: int) -> None:
 
     over_counted, over_all = hits(counted), hits(n)
     c, missing = over_counted[0], n - counted
-    ex.say(
-        f"the chapter prints Accuracy {CHAPTER_ACCURACY}; in float32 that is 100 * c / {counted}",
-        f"  for c in {over_counted}, and 100 * c / {n} for no c at all ({over_all}):",
-        f"  only {counted:,} images were counted, {c:,} of them right.",
-        f"  Over all {n:,} the accuracy lies between {100 * c / n:.2f}% and {100 * (c + missing) / n:.2f}%.",
-        "(the train loader drops 60000 mod 256 = 96 images per epoch too, but reshuffles: different ones)",
+    note = ex.t(
+        "explain.drop_accuracy",
+        printed=CHAPTER_ACCURACY,
+        counted=counted,
+        over_counted=over_counted,
+        n=n,
+        over_all=over_all,
+        c=c,
+        lo=100 * c / n,
+        hi=100 * (c + missing) / n,
     )
+    ex.say(*note.splitlines())
     ex.extra["chapter"] = {"printed": CHAPTER_ACCURACY, "correct": c, "counted": counted}

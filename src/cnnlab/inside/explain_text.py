@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.inside import i18n
 
 
 @dataclass
@@ -21,6 +22,11 @@ class Explanation:
     steps: list[str] = field(default_factory=list)
     result: object = None
     extra: dict = field(default_factory=dict)
+    lang: str = "en"  # the language of the steps (--lang): a catalogue in cnnlab/inside/i18n/
+
+    def t(self, key: str, **fields) -> str:
+        """One step's text in this explanation's language, its {fields} filled in."""
+        return i18n.t(self.lang, key, **fields)
 
     def say(self, *lines: str) -> None:
         self.steps.extend(lines)

@@ -114,3 +114,15 @@ def plot_feature_maps(
             raise CnnlabError(f"unknown layer {layer!r}; conv layers of {meta['model']}: {', '.join(known)}")
         maps = [(name, fmap) for name, fmap in maps if name == layer]
     return plots.feature_maps_figure(maps, pixels, max_channels)
+
+
+def plot_gradcam(
+    checkpoint: Checkpoint, image, classes: list | None = None, layer: str | None = None, top: int = 3
+) -> Figure:
+    """Grad-CAM heat maps over `image` (a path, bytes or PIL image) for `classes` (names or indices; by
+    default the `top` most likely), at `layer` (default: the family's last conv block)."""
+    from cnnlab.inside.gradcam import gradcam_for
+    from cnnlab.inside.plots_gradcam import gradcam_figure
+
+    cam = gradcam_for(as_loaded(checkpoint), image, classes, layer, top)
+    return gradcam_figure(cam.image, cam.maps, cam.classes, cam.probabilities, cam.layer)

@@ -46,6 +46,11 @@ def run_feature_maps(args: argparse.Namespace) -> Picture:
     return save(fig, args.out or _folder(args) / "feature-maps.png")
 
 
+def run_gradcam(args: argparse.Namespace) -> Picture:
+    fig = pictures.plot_gradcam(args.checkpoint, args.image, args.class_, args.layer, args.top)
+    return save(fig, args.out or _folder(args) / "gradcam.png")
+
+
 KINDS = {
     "curves": (run_curves, "loss and accuracy per epoch from a run's metrics.csv"),
     "confusion": (run_confusion, "confusion matrix and per-class accuracy on the test set"),
@@ -53,6 +58,7 @@ KINDS = {
     "samples": (run_samples, "a grid of dataset images with their labels"),
     "filters": (run_filters, "the first conv layer's filters"),
     "feature-maps": (run_feature_maps, "every conv layer's feature maps for one image"),
+    "gradcam": (run_gradcam, "Grad-CAM heat maps over an image, several classes side by side"),
 }
 
 
@@ -81,7 +87,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             source.add_argument("--index", type=int, default=0, help="a test-set image (default 0)")
             p.add_argument("--layer", help="only this conv layer, e.g. layer.0")
             p.add_argument("--max-channels", type=int, default=64, help="at most this many maps per layer")
-        if kind not in ("curves", "filters"):
+        if kind == "gradcam":
+            p.add_argument(
+                "--image", required=True, help="an image file (preprocessed like `cnnlab predict`)"
+            )
+            p.add_argument(
+                "--class",
+                dest="class_",
+                action="append",
+                metavar="NAME",
+                help="class name or index (repeatable; default: the --top most likely)",
+            )
+            p.add_argument("--top", type=int, default=3, help="classes shown without --class (default 3)")
+            p.add_argument(
+                "--layer", help="target layer (default: the family's last conv stage, e.g. layer4.1)"
+            )
+        if kind not in ("curves", "filters", "gradcam"):
             p.add_argument("--data-dir", help="folder holding the dataset files")
         p.add_argument("--out", help="PNG file to write (default: next to the run / in the current folder)")
 

@@ -1,6 +1,7 @@
 """The FastAPI app (`create_app`) and the `cnnlab serve` command.
 
-Routes: `GET /` (the page), `/static/*`, `GET /healthz`, `GET /api/model`, `POST /api/predict`.
+Routes: `GET /` (the page), `/static/*`, `GET /healthz`, `GET /api/model`, `POST /api/predict`,
+`POST /api/detail` (one unit's numbers), `GET /i18n/{lang}.json` (the page's strings).
 Every error, ours or the framework's, is JSON `{"error": "..."}` with a 4xx/5xx status, so a client
 never has to parse an HTML error page, and a bad request never stops the server.
 """
@@ -20,7 +21,7 @@ import torch
 from cnnlab.errors import CnnlabError
 
 try:
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI, Query, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
@@ -31,6 +32,8 @@ try:
 except ImportError as e:  # the CLI turns this into one line instead of a traceback
     raise CnnlabError(f"cnnlab serve needs {e.name}: pip install 'cnnlab[serve]'") from None
 
+from cnnlab.inside.i18n import LANGS, page_catalogue
+from cnnlab.serve.explore import Explorer, explore_extras
 from cnnlab.serve.inference import MAX_PIXELS, Predictor, RequestError
 
 STATIC = Path(__file__).parent / "static"
@@ -193,13 +196,41 @@ def create_app(
     def model() -> dict:
         return info
 
+    explorer = Explorer(predictor)
+
     @app.post("/api/predict")
-    async def predict(request: Request, features: bool = False) -> JSONResponse:
+    async def predict(
+        request: Request,
+        features: bool = False,
+        overview: bool = False,
+        gradcam: bool = False,
+        gradcam_class: list[int] = Query(default=[]),
+        layer: str | None = None,
+    ) -> JSONResponse:
         """Body: multipart (any file field), JSON {"image": base64 or data URL}, or raw image/* bytes.
-        `?features=1` (or a `features` field) adds every conv layer's feature maps as PNG sprites."""
+        `?features=1` (or a `features` field) adds every conv layer's feature maps as PNG sprites,
+        `?overview=1` every layer's maps (serve/explore.py), `?gradcam=1` Grad-CAM heat maps for the top
+        class or each `gradcam_class` (at `layer`, default: the family's last conv stage)."""
         data, wanted = await read_upload(request)
+        extras = explore_extras(explorer, overview, gradcam, gradcam_class, layer)
         # inference is CPU-bound: a worker thread keeps the event loop free for other requests
-        return JSONResponse(await run_in_threadpool(predictor, data, features or wanted))
+        return JSONResponse(await run_in_threadpool(predictor, data, features or wanted, extras))
+
+    @app.post("/api/detail")
+    async def detail(request: Request, column: int, unit: int = 0) -> JSONResponse:
+        """The real numbers behind unit `unit` of overview column `column`, for the same image body."""
+        data, _ = await read_upload(request)
+
+        def answer() -> dict:
+            return explorer.detail(predictor.prepare(data), column, unit)
+
+        return JSONResponse(await run_in_threadpool(answer))
+
+    @app.get("/i18n/{lang}.json", include_in_schema=False)
+    def catalogue(lang: str) -> dict:
+        if lang not in LANGS:
+            raise RequestError(404, f"no strings for language {lang!r}; known: {', '.join(LANGS)}")
+        return page_catalogue(lang)
 
     return app
 

@@ -185,8 +185,9 @@ class Predictor:
             maps = conv_feature_maps(self._probe, xf)
         return encode_layers(maps)
 
-    def __call__(self, data: bytes, features: bool = False) -> dict:
-        """The /api/predict answer for one encoded image."""
+    def __call__(self, data: bytes, features: bool = False, extras=None) -> dict:
+        """The /api/predict answer for one encoded image; `extras(x) -> dict` adds more answers for the
+        prepared input x (the overview and Grad-CAM of serve/explore.py)."""
         t0 = time.perf_counter()
         x = self.prepare(data)
         probs = predict(self.model, self.meta, x.unsqueeze(0))[0]
@@ -202,5 +203,7 @@ class Predictor:
         }
         if features:
             result["features"] = self.feature_maps(x)
+        if extras is not None:
+            result.update(extras(x))
         result["elapsed_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         return result

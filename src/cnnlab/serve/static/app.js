@@ -1,8 +1,14 @@
-// cnnlab serve: the drawing pad, the prediction view and the convolution panel. Plain JS, no build step.
+// cnnlab serve: the drawing pad / photo upload, the prediction with its Grad-CAM overlay, and the glue
+// between the overview (overview.js), the detail views (detail.js) and the convolution panel (conv.js).
+// Plain JS, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { model: null, seq: 0, abort: null, hasInk: false, maxBytes: 5 * 1024 * 1024 };
+const t = (key, vars) => window.cnnlabI18n.t(key, vars);
+const state = {
+  model: null, seq: 0, abort: null, hasInk: false, maxBytes: 5 * 1024 * 1024,
+  blob: null, result: null, gradcam: null, photo: false,
+};
 
 // ---- model info ------------------------------------------------------------------------------------
 
@@ -13,17 +19,28 @@ async function loadModel() {
     if (!res.ok) throw new Error(info.error || res.statusText);
     state.model = info;
     state.maxBytes = info.max_body_bytes || state.maxBytes;
-    const shape = info.input_shape.join("×");
-    // the pad suits digits; for other datasets it is mostly the upload that makes sense
-    if (!["mnist", "mnist-sample"].includes(info.dataset)) $("draw-title").textContent = "Upload or draw an image";
-    $("model-info").textContent =
-      `${info.model} trained on ${info.dataset} · input ${shape} · ${info.params.toLocaleString()} parameters · ` +
-      `${info.conv_layers.length} conv layers`;
-    $("input-caption").textContent = `model input (${info.input_shape.slice(1).join("×")})`;
+    state.photo = info.preprocess === "photo";
+    $("draw-mode").hidden = state.photo;
+    $("photo-mode").hidden = !state.photo;
+    showModelInfo();
     showBars(new Array(info.classes.length).fill(0), -1);
   } catch (err) {
-    $("model-info").textContent = `cannot reach the model: ${err.message}`;
+    $("model-info").textContent = t("model_error", { error: err.message });
   }
+}
+
+function showModelInfo() {
+  const info = state.model;
+  if (!info) return;
+  const size = info.input_shape.slice(1).join("×");
+  $("draw-title").textContent = t(state.photo ? "photo_title" : "draw_title");
+  $("photo-hint").textContent = t("photo_hint", { size });
+  $("model-info").textContent = t("model_info", {
+    model: info.model, dataset: info.dataset, shape: info.input_shape.join("×"),
+    params: info.params.toLocaleString(), convs: info.conv_layers.length,
+  });
+  $("input-caption").textContent = t("model_input_size", { size });
+  $("overview-note").textContent = t("overview_note", { model: info.model });
 }
 
 // ---- drawing pad -------------------------------------------------------------------------------------
@@ -46,7 +63,6 @@ function padPoint(ev) {
 function setupPad() {
   clearPad();
   ctx.strokeStyle = "#fff";
-  ctx.fillStyle = "#fff";
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   ctx.lineWidth = 20; // a 20 px pen on 280 px is MNIST's ~2 px stroke on 28 px
@@ -98,26 +114,77 @@ function setupPad() {
   });
 }
 
+// ---- photo upload (models trained on photos: no pad) ---------------------------------------------------
+
+function setupPhoto() {
+  const drop = $("drop");
+  $("photo").addEventListener("change", (ev) => {
+    const file = ev.target.files[0];
+    if (file) uploadFile(file);
+    ev.target.value = "";
+  });
+  drop.addEventListener("click", () => $("photo").click());
+  drop.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" || ev.key === " ") {
+      ev.preventDefault();
+      $("photo").click();
+    }
+  });
+  drop.addEventListener("dragover", (ev) => {
+    ev.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (ev) => {
+    ev.preventDefault();
+    drop.classList.remove("over");
+    const file = ev.dataTransfer.files[0];
+    if (file) uploadFile(file);
+  });
+  document.addEventListener("paste", (ev) => {
+    const item = [...(ev.clipboardData?.items || [])].find((i) => i.type.startsWith("image/"));
+    if (item) uploadFile(item.getAsFile());
+  });
+}
+
 async function uploadFile(file) {
   if (file.size > state.maxBytes) {
-    showError(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MB; the server accepts up to ${(state.maxBytes / 2 ** 20).toFixed(1)} MB`);
+    const mb = (n) => (n / 2 ** 20).toFixed(1);
+    showError(t("too_big", { name: file.name, size: mb(file.size), limit: mb(state.maxBytes) }));
     return;
   }
-  try {
-    // show the upload on the pad (scaled to fit) so later strokes can add to it
-    const bitmap = await createImageBitmap(file);
-    clearPad();
-    const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
-    const w = bitmap.width * scale, h = bitmap.height * scale;
-    ctx.drawImage(bitmap, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
-    state.hasInk = true;
-  } catch {
-    // the browser cannot decode it either; send it anyway so the server's message explains why
+  if (state.photo) {
+    const preview = $("photo-preview");
+    if (preview.src.startsWith("blob:")) URL.revokeObjectURL(preview.src);
+    preview.src = URL.createObjectURL(file);
+    preview.hidden = false;
+    $("drop-text").hidden = true;
+  } else {
+    try {
+      // show the upload on the pad (scaled to fit) so later strokes can add to it
+      const bitmap = await createImageBitmap(file);
+      clearPad();
+      const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
+      const w = bitmap.width * scale, h = bitmap.height * scale;
+      ctx.drawImage(bitmap, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+      state.hasInk = true;
+    } catch {
+      // the browser cannot decode it either; send it anyway so the server's message explains why
+    }
   }
-  sendImage(file, file.name);
+  sendImage(file, file.name || "pasted.png");
 }
 
 // ---- prediction ----------------------------------------------------------------------------------------
+
+async function post(path, blob, name, signal) {
+  const body = new FormData();
+  body.append("file", blob, name);
+  const res = await fetch(path, { method: "POST", body, signal });
+  const data = await res.json().catch(() => ({ error: `HTTP ${res.status}` }));
+  if (!res.ok) throw Object.assign(new Error(data.error || `HTTP ${res.status}`), { server: true });
+  return data;
+}
 
 async function sendImage(blob, name) {
   // only the newest request matters: abort the previous one and ignore late answers
@@ -125,17 +192,43 @@ async function sendImage(blob, name) {
   const abort = new AbortController();
   const seq = ++state.seq;
   state.abort = abort;
-  setStatus("thinking…");
-  const body = new FormData();
-  body.append("file", blob, name);
+  setStatus(t("thinking"));
   try {
-    const res = await fetch("/api/predict?features=1", { method: "POST", body, signal: abort.signal });
-    const data = await res.json().catch(() => ({ error: `HTTP ${res.status}` }));
+    const data = await post("/api/predict?features=1&overview=1&gradcam=1", blob, name, abort.signal);
     if (seq !== state.seq) return;
-    if (!res.ok) return showError(data.error || `HTTP ${res.status}`);
+    state.blob = { blob, name };
     showResult(data);
   } catch (err) {
-    if (err.name !== "AbortError" && seq === state.seq) showError(`request failed: ${err.message}`);
+    if (err.name === "AbortError" || seq !== state.seq) return;
+    showError(err.server ? err.message : t("request_failed", { error: err.message }));
+  }
+}
+
+async function showGradcam(cls) {
+  if (!state.blob) return;
+  const seq = state.seq;
+  try {
+    const data = await post(`/api/predict?gradcam_class=${cls}`, state.blob.blob, state.blob.name);
+    if (seq === state.seq) setGradcam(data.gradcam);
+  } catch (err) {
+    if (seq === state.seq) setStatus(err.message, true);
+  }
+}
+
+function setGradcam(g) {
+  state.gradcam = g;
+  const overlay = $("gradcam-overlay");
+  if (!g || !g.maps.length) {
+    overlay.hidden = true;
+    $("gradcam-note").textContent = "";
+    return;
+  }
+  overlay.src = g.maps[0].png;
+  overlay.dataset.class = String(g.maps[0].class);
+  overlay.hidden = !$("gradcam-on").checked;
+  $("gradcam-note").textContent = t("gradcam_note", { label: g.maps[0].label, layer: g.layer });
+  for (const row of document.querySelectorAll("#bars .bar-row")) {
+    row.classList.toggle("cam", Number(row.dataset.index) === g.maps[0].class);
   }
 }
 
@@ -147,31 +240,40 @@ function setStatus(text, isError = false) {
 function showError(message) {
   setStatus(message, true);
   $("label").textContent = "–";
-  $("confidence").textContent = "no prediction";
+  $("confidence").textContent = t("no_prediction");
 }
 
 function resetResult() {
   state.seq++;
   if (state.abort) state.abort.abort();
+  state.result = null;
+  state.blob = null;
   $("label").textContent = "–";
-  $("confidence").textContent = "draw something";
+  $("confidence").textContent = t(state.photo ? "upload_something" : "draw_something");
   $("input-preview").hidden = true;
   $("input-placeholder").hidden = false;
-  $("layers").replaceChildren(note("The feature maps appear after the first stroke."));
+  setGradcam(null);
+  $("layers").replaceChildren(note(t("features_empty")));
+  window.cnnlabOverview.clear();
+  window.cnnlabDetail.clear();
   if (state.model) showBars(new Array(state.model.classes.length).fill(0), -1);
   setStatus("");
 }
 
 function showResult(r) {
+  state.result = r;
   const p = r.probabilities[r.prediction];
   $("label").textContent = r.label;
-  $("confidence").textContent = `${(p * 100).toFixed(1)}% sure`;
+  $("confidence").textContent = t("sure", { p: (p * 100).toFixed(1) });
   $("input-preview").src = r.input;
   $("input-preview").hidden = false;
   $("input-placeholder").hidden = true;
   showBars(r.probabilities, r.prediction, r.classes);
+  setGradcam(r.gradcam);
   showFeatures(r.features || []);
-  setStatus(`answered in ${r.elapsed_ms.toFixed(1)} ms on the server`);
+  window.cnnlabOverview.show(r.overview || [], r.classes);
+  window.cnnlabDetail.refresh();
+  setStatus(t("answered", { ms: r.elapsed_ms.toFixed(1) }));
 }
 
 function note(text) {
@@ -186,9 +288,12 @@ function showBars(probs, best, classes = state.model ? state.model.classes : [])
     const row = document.createElement("div");
     row.className = "bar-row" + (i === best ? " best" : "");
     row.dataset.p = String(p);
-    const label = document.createElement("span");
+    row.dataset.index = String(i);
+    const label = document.createElement("button");
+    label.type = "button";
     label.className = "bar-label";
     label.textContent = classes[i] ?? String(i);
+    label.addEventListener("click", () => showGradcam(i));
     const track = document.createElement("div");
     track.className = "bar-track";
     const fill = document.createElement("div");
@@ -205,7 +310,7 @@ function showBars(probs, best, classes = state.model ? state.model.classes : [])
 }
 
 function showFeatures(layers) {
-  if (!layers.length) return $("layers").replaceChildren(note("This model has no conv layers."));
+  if (!layers.length) return $("layers").replaceChildren(note(t("no_conv")));
   const cards = layers.map((layer) => {
     const card = document.createElement("button");
     card.type = "button";
@@ -216,10 +321,11 @@ function showFeatures(layers) {
     title.textContent = layer.name;
     const shape = document.createElement("span");
     shape.className = "muted small";
-    shape.textContent = `${layer.shape.join("×")}${layer.shown < layer.shape[0] ? ` (first ${layer.shown})` : ""}`;
+    const first = layer.shown < layer.shape[0] ? ` ${t("first_n", { n: layer.shown })}` : "";
+    shape.textContent = `${layer.shape.join("×")}${first}`;
     const img = document.createElement("img");
     img.className = "fmap";
-    img.alt = `feature maps of ${layer.name}`;
+    img.alt = layer.name;
     img.src = layer.png;
     card.addEventListener("click", () => zoom(layer));
     card.append(img, title, shape);
@@ -231,9 +337,9 @@ function showFeatures(layers) {
 function zoom(layer) {
   $("zoom-title").textContent = `${layer.name} · ${layer.shape.join("×")}`;
   $("zoom-img").src = layer.png;
-  $("zoom-note").textContent =
-    `${layer.shown} of ${layer.shape[0]} filters, each a ${layer.shape[1]}×${layer.shape[2]} map, ` +
-    `in a ${layer.cols}×${layer.rows} grid.`;
+  $("zoom-note").textContent = t("zoom_note", {
+    shown: layer.shown, count: layer.shape[0], h: layer.shape[1], w: layer.shape[2], cols: layer.cols, rows: layer.rows,
+  });
   $("zoom").showModal();
 }
 
@@ -245,9 +351,27 @@ function setupZoom() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+function relabel() {
+  // the language changed: everything written by code is written again
+  showModelInfo();
+  if (state.result) showResult(state.result);
+  else resetResult();
+  if (state.gradcam) setGradcam(state.gradcam);
+  window.cnnlabConv.render();
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  const i18n = window.cnnlabI18n;
+  await i18n.use(i18n.pick());
+  $("lang").value = i18n.lang;
+  $("lang").addEventListener("change", (ev) => i18n.use(ev.target.value, true));
+  document.addEventListener("cnnlab:lang", relabel);
+  $("gradcam-on").addEventListener("change", () => setGradcam(state.gradcam));
   setupPad();
+  setupPhoto();
   setupZoom();
-  loadModel();
-  window.cnnlabConv.setup(); // the convolution panel, static/conv.js
+  window.cnnlabOverview.setup((column, unit) => window.cnnlabDetail.open(column, unit));
+  window.cnnlabDetail.setup(() => state.blob, post);
+  window.cnnlabConv.setup(); // the "try it" convolution panel, static/conv.js
+  await loadModel();
 });

@@ -4,6 +4,7 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
+  const t = (key, vars) => window.cnnlabI18n.t(key, vars);
   const conv = { i: 5, k: 3, s: 1, p: 0, seed: 0, input: [], kernel: [], step: 0, timer: null };
 
   // floor((I - K + 2P) / S) + 1, or null when the kernel does not fit in the padded input: the same rule
@@ -74,11 +75,7 @@
     const size = $("conv-size");
     size.dataset.size = o === null ? "" : String(o);
     size.classList.toggle("error", o === null);
-    const formula = `O = ⌊(I − K + 2P) / S⌋ + 1 = ⌊(${i} − ${k} + 2·${p}) / ${s}⌋ + 1`;
-    size.textContent =
-      o === null
-        ? `${formula}: the ${k}×${k} kernel is larger than the padded ${i + 2 * p}×${i + 2 * p} input, no output`
-        : `${formula} = ${o}, so the output is ${o}×${o}`;
+    size.textContent = o === null ? t("conv_no_output", { k, n: i + 2 * p }) : t("conv_size", { i, k, s, p, o });
 
     const n = i + 2 * p;
     const step = o === null ? -1 : conv.step;
@@ -147,7 +144,7 @@
   function stop() {
     clearInterval(conv.timer);
     conv.timer = null;
-    $("conv-play").textContent = "Play";
+    $("conv-play").textContent = t("play");
   }
 
   function play() {
@@ -158,7 +155,7 @@
       conv.step = 0; // Play at the end replays from the first cell
       render();
     }
-    $("conv-play").textContent = "Pause";
+    $("conv-play").textContent = t("pause");
     conv.timer = setInterval(() => advance() || stop(), 700);
   }
 
@@ -177,5 +174,5 @@
     readControls();
   }
 
-  window.cnnlabConv = { setup, outputSize };
+  window.cnnlabConv = { setup, outputSize, render };
 })();
