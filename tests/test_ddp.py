@@ -167,7 +167,7 @@ def test_folder_dataset_two_processes_match_one(tmp_path):
     proc = run_cli("train", *args, "--out", str(tmp_path / "two"), "--nproc", "2", env=env)
     assert proc.stdout.count("skipped 1 unreadable") == 1  # the report comes from rank 0 only
     entries = sorted(p.name for p in (tmp_path / "cache" / "decoded").iterdir())
-    assert len(entries) == 2 and not any(e.startswith(".") for e in entries)  # inspect + decode, built once
+    assert len(entries) == 3 and not any(e.startswith(".") for e in entries)  # check, decode, manifest: once
     run_cli("train", *args, "--out", str(tmp_path / "one"), env=env)
     assert_close(tmp_path / "one", tmp_path / "two")
     assert (tmp_path / "one" / "split.json").read_text() == (tmp_path / "two" / "split.json").read_text()
