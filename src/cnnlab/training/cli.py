@@ -14,6 +14,7 @@ _HELP = {
     "dataset": "mnist | mnist-sample | fashion-mnist | kmnist | cifar10",
     "data_dir": "folder holding the dataset files",
     "out": "run folder for config, metrics, checkpoints, curves",
+    "precision": "auto | fp32 | bf16 (autocast, fp32 weights); auto = bf16 on native hardware for verified recipes",
 }
 
 
