@@ -91,7 +91,12 @@ def run(args) -> int:
         return launch(args)
     cfg = config_from_args(args)
     try:
-        summary = train(cfg, json_mode=args.json)
+        if cfg.finetune == "probe" and (cfg.pretrained or cfg.weights):
+            from cnnlab.training.transfer import train_probe  # frozen body, cached features, linear head
+
+            summary = train_probe(cfg, json_mode=args.json)
+        else:
+            summary = train(cfg, json_mode=args.json)
     except Stop:
         if int(os.environ.get("RANK", "0")) != 0:
             return 0  # rank 0 reports the stop all ranks agreed on, and exits with its code

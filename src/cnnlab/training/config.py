@@ -32,6 +32,19 @@ class TrainConfig:
     # data split and stopping
     val_split: float = 0.0  # fraction of the training set held out (seeded) for model selection
     patience: int = 0  # early stopping after this many epochs without val improvement (0 = off)
+    # transfer learning: start from trained weights (cnnlab.training.finetune, cnnlab.training.transfer)
+    pretrained: bool = False  # torchvision's ImageNet weights for --model (downloaded, SHA-256 checked)
+    weights: str | None = (
+        None  # start from a torchvision/timm .pth, a .safetensors file or a cnnlab run folder
+    )
+    finetune: str = (
+        "full"  # with weights: full (head first, then all layers) | probe (frozen body, linear head)
+    )
+    freeze_epochs: int = (
+        1  # full: epochs (of --epochs) in which only the new classifier (and BatchNorm) trains
+    )
+    lr_mult: float = 100.0  # full: the head's learning rate / the earliest layers' (discriminative rates)
+    train_per_class: int = 0  # use only N training images per class, seeded and stratified (0 = all)
     # run control
     seed: int = 0  # seeds weights, data order, augmentation
     out: str = "runs/latest"  # run folder: config.json, metrics.csv, last/best checkpoints, curves.png

@@ -26,6 +26,7 @@ from cnnlab.inside.summary import check_input
 from cnnlab.models import get_model
 from cnnlab.training.budget import start_budget
 from cnnlab.training.config import TrainConfig
+from cnnlab.training.finetune import FineTune, init_from_weights, per_class_subset, wants_weights
 from cnnlab.training.logger import Logger
 from cnnlab.training.optim import build_optimizer, build_scheduler
 from cnnlab.training.resume import (
@@ -159,6 +160,8 @@ def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
     model = get_model(cfg.model, **kwargs)
     model.cnnlab_kwargs = kwargs  # saved in checkpoints so `load_checkpoint` can rebuild it
     check_input(model, (c, h, h))  # names the layer where a too-small input would shrink to zero
+    if wants_weights(cfg):  # --pretrained / --weights: new classifier, adapted first conv, rest strict
+        model.cnnlab_weights = init_from_weights(model, cfg, data.classes)
     return model
 
 
@@ -177,6 +180,10 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
         log.open_tensorboard(out / "tensorboard")
     data = load_dataset(cfg.dataset, cfg.data_dir, progress=log.bar_ok)
     train_x, train_y, val_x, val_y = split_validation(data, cfg.val_split, cfg.seed)
+    if cfg.train_per_class:
+        train_x, train_y = per_class_subset(
+            train_x, train_y, cfg.train_per_class, cfg.seed, len(data.classes)
+        )
     if cfg.limit_train:
         train_x, train_y = train_x[: cfg.limit_train], train_y[: cfg.limit_train]
     model = build_model(cfg, data).to(dd.device)
@@ -195,9 +202,12 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
         if not cfg.max_steps
         else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
     )
-    optimizer = build_optimizer(cfg, model)
+    tuned = (
+        FineTune(cfg, unwrap(model), steps_per_epoch, total_steps, dd.world) if wants_weights(cfg) else None
+    )
+    optimizer = tuned.optimizer if tuned else build_optimizer(cfg, model)
     budget = start_budget(cfg, steps_per_epoch, total_steps, len(train_y), len(data.test_y))  # --time-budget
-    scheduler = build_scheduler(cfg, optimizer, total_steps, budget)
+    scheduler = tuned.scheduler if tuned else build_scheduler(cfg, optimizer, total_steps, budget)
     ema = build_ema(cfg, model)
     parts = Trainables(model, optimizer, scheduler, ema)
     prog = resume(out, cfg, parts, dd, log) if cfg.resume else Progress()
@@ -211,6 +221,8 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
             f"training {cfg.model} on {data.name}: {len(train_y)} train / {len(data.test_y)} test images, "
             f"{cfg.epochs} epochs, batch {cfg.batch_size}, {dd.world} process(es) on {dd.device}"
         )
+        for note in getattr(unwrap(model), "cnnlab_weights", {}).get("notes", []):
+            log(f"weights: {note}")
 
     train_x, train_y = train_x.to(dd.device), train_y.to(dd.device)
     best, step, history, t_start = prog.best, prog.step, prog.history, time.perf_counter()
@@ -227,6 +239,8 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
                     budget.update(step)  # --time-budget: re-plans cfg.max_steps, checked next
                 if cfg.max_steps and step >= cfg.max_steps:
                     break
+                if tuned is not None:
+                    tuned.set_step(step)  # --finetune full: body frozen for the first --freeze-epochs
                 idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 mine = idx[dd.rank :: dd.world]  # this rank's share of the global batch
                 x = to_float(train_x[mine], data.mean, data.std)
@@ -350,6 +364,7 @@ def checkpoint_meta(cfg: TrainConfig, model: nn.Module, data: Dataset) -> dict:
         "std": list(data.std),
         "input_shape": list(data.shape),
         "config": cfg.to_dict(),
+        **({"weights": model.cnnlab_weights} if hasattr(model, "cnnlab_weights") else {}),
     }
 
 
