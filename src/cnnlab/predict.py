@@ -95,9 +95,22 @@ def fit_style(img: Image.Image, shape: tuple[int, int, int]) -> torch.Tensor:
     return torch.from_numpy(arr.reshape(h, w, c).transpose(2, 0, 1).copy())
 
 
+def resize_crop(img: Image.Image, shape: tuple[int, int, int], resize: int) -> torch.Tensor:
+    """torchvision's ImageNet evaluation transform: shorter side to `resize`, then the centre H x W."""
+    c, h, w = shape
+    img = img.convert("RGB" if c == 3 else "L")
+    scale = resize / min(img.size)
+    img = img.resize((max(w, round(img.width * scale)), max(h, round(img.height * scale))), Image.BILINEAR)
+    left, top = (img.width - w) // 2, (img.height - h) // 2
+    arr = np.asarray(img.crop((left, top, left + w, top + h)), dtype=np.uint8)
+    return torch.from_numpy(arr.reshape(h, w, c).transpose(2, 0, 1).copy())
+
+
 def prepare(img: Image.Image, meta: dict) -> torch.Tensor:
     """The model's uint8 input (C x H x W) for one image, by the checkpoint's dataset."""
     shape = tuple(meta["input_shape"])
+    if meta.get("resize"):  # weights with their own preprocessing (ImageNet: resize 256, crop 224)
+        return resize_crop(img, shape, meta["resize"])
     if meta["dataset"] in DIGIT_DATASETS and shape == (1, 28, 28):
         return mnist_style(img)
     return fit_style(img, shape)
@@ -118,17 +131,33 @@ def predict(model, meta: dict, images: torch.Tensor) -> torch.Tensor:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("checkpoint", help="run folder or .safetensors file")
+    p.add_argument(
+        "checkpoint", help="run folder or .safetensors file; or a model name with --pretrained/--weights"
+    )
     p.add_argument("images", nargs="+", help="PNG/JPEG files of any size, colour or polarity")
     p.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
     p.add_argument("--save-input", metavar="DIR", help="also save each preprocessed input as PNG here")
     p.add_argument("--json", action="store_true", help="a JSON list on stdout")
+    p.add_argument(
+        "--pretrained", action="store_true", help="CHECKPOINT is a model name: its ImageNet weights"
+    )
+    p.add_argument(
+        "--weights", metavar="FILE", help="CHECKPOINT is a model name: weights from this .pth/.safetensors"
+    )
+    p.add_argument(
+        "--classes", metavar="FILE", help="class names (one per line or a JSON list) for --weights"
+    )
 
 
 def run(args) -> int:
     from cnnlab.checkpoint import load_checkpoint
 
-    model, meta = load_checkpoint(args.checkpoint)
+    if args.pretrained or args.weights:  # a model name: predict from weights alone, no training
+        from cnnlab.models.adapt import model_from_weights
+
+        model, meta = model_from_weights(args.checkpoint, args.pretrained, args.weights, args.classes)
+    else:
+        model, meta = load_checkpoint(args.checkpoint)
     inputs = torch.stack([load_image(f, meta) for f in args.images])
     probs = predict(model, meta, inputs)
     results = []

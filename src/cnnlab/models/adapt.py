@@ -156,3 +156,29 @@ def imagenet_model(w: Weights, model_name: str, classes: list[str] | None = None
         "weights": {"source": w.source, "kind": w.kind},
     }
     return model.eval(), meta
+
+
+def model_from_weights(name: str, pretrained: bool, weights_file: str | None, classes_file: str | None):
+    """`cnnlab predict MODEL --pretrained | --weights FILE`: (model, meta) with no training."""
+    from cnnlab.models import list_models
+    from cnnlab.models.weights import from_file, read_classes
+    from cnnlab.models.weights import pretrained as download
+
+    if name not in list_models():
+        raise CnnlabError(
+            f"unknown model {name!r} (with --pretrained/--weights give a model name, see `cnnlab models`)"
+        )
+    w = from_file(weights_file) if weights_file else download(name)
+    classes = read_classes(classes_file) if classes_file else None
+    if w.kind == "cnnlab":  # a cnnlab run: its own model, classes and preprocessing
+        from cnnlab.checkpoint import load_checkpoint
+
+        model, meta = load_checkpoint(w.source)
+        if classes is not None:
+            if len(classes) != len(meta["classes"]):
+                raise CnnlabError(
+                    f"--classes has {len(classes)} names, the checkpoint {len(meta['classes'])}"
+                )
+            meta["classes"] = classes
+        return model, meta
+    return imagenet_model(w, name, classes)
