@@ -196,3 +196,29 @@ def test_cli_predict_from_weights_alone_gives_imagenet_names(cli, tmp_path, resn
     args = ("--weights", str(tmp_path / "r18.pth"), "--classes", str(tmp_path / "names.txt"))
     proc = cli("predict", "resnet18", *args, str(tmp_path / "photo.jpg"), "--json")
     assert json.loads(proc.stdout)[0]["label"] == f"c{out['prediction']}"
+
+
+def test_cli_pretrained_uses_torch_hub_copy(cli, tmp_path, resnet_tv):
+    """A file torchvision already downloaded (torch.hub's cache) is used as is, like torch.hub does."""
+    _, state = resnet_tv
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.save(state, hub / W.FILES["resnet18"])
+    Image.new("RGB", (256, 320), (30, 90, 200)).save(tmp_path / "photo.png")
+    env = {"CNNLAB_CACHE": str(tmp_path / "c"), "TORCH_HOME": str(tmp_path / "torch")}
+    proc = cli("predict", "resnet18", "--pretrained", str(tmp_path / "photo.png"), "--json", env=env)
+    assert json.loads(proc.stdout)[0]["label"] in W.imagenet_classes()
+
+
+@pytest.mark.parametrize("size", [(300, 200), (225, 401), (256, 256)])
+def test_resize_crop_matches_torchvision_eval_transform(size):
+    import sys
+    import types
+
+    sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("x"))
+    tv = pytest.importorskip("torchvision.transforms")
+    from cnnlab.predict import resize_crop
+
+    img = Image.fromarray(torch.randint(0, 256, (size[1], size[0], 3), dtype=torch.uint8).numpy())
+    ref = tv.PILToTensor()(tv.CenterCrop(224)(tv.Resize(256)(img)))
+    assert torch.equal(resize_crop(img, (3, 224, 224), 256), ref)

@@ -99,9 +99,10 @@ def resize_crop(img: Image.Image, shape: tuple[int, int, int], resize: int) -> t
     """torchvision's ImageNet evaluation transform: shorter side to `resize`, then the centre H x W."""
     c, h, w = shape
     img = img.convert("RGB" if c == 3 else "L")
-    scale = resize / min(img.size)
-    img = img.resize((max(w, round(img.width * scale)), max(h, round(img.height * scale))), Image.BILINEAR)
-    left, top = (img.width - w) // 2, (img.height - h) // 2
+    short, long = sorted(img.size)
+    long = int(resize * long / short)  # torchvision's Resize(int): truncated, not rounded
+    img = img.resize((resize, long) if img.width <= img.height else (long, resize), Image.BILINEAR)
+    left, top = int(round((img.width - w) / 2.0)), int(round((img.height - h) / 2.0))  # CenterCrop's
     arr = np.asarray(img.crop((left, top, left + w, top + h)), dtype=np.uint8)
     return torch.from_numpy(arr.reshape(h, w, c).transpose(2, 0, 1).copy())
 
