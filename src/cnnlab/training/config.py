@@ -45,6 +45,7 @@ class TrainConfig:
     )
     lr_mult: float = 100.0  # full: the head's learning rate / the earliest layers' (discriminative rates)
     train_per_class: int = 0  # use only N training images per class, seeded and stratified (0 = all)
+    limit_test: int = 0  # evaluate each epoch on the first N test images only (0 = all; then `cnnlab eval`)
     # run control
     seed: int = 0  # seeds weights, data order, augmentation
     out: str = "runs/latest"  # run folder: config.json, metrics.csv, last/best checkpoints, curves.png

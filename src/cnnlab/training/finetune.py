@@ -68,6 +68,15 @@ def per_class_subset(
     return x[order], y[order]
 
 
+def limit_test(data, n: int):
+    """The dataset with only its first n test images (n = 0: unchanged), for quick per-epoch numbers."""
+    if not n:
+        return data
+    from dataclasses import replace
+
+    return replace(data, test_x=data.test_x[:n], test_y=data.test_y[:n])
+
+
 def one_cycle(step: int, total: int, pct: float, div: float, final_div: float = FINAL_DIV) -> float:
     """fastai's one-cycle multiplier of the peak rate: cosine from 1/div up to 1 over the first pct of
     `total` steps, then cosine down to 1/final_div at the end."""

@@ -26,7 +26,7 @@ from cnnlab.inside.summary import check_input
 from cnnlab.models import get_model
 from cnnlab.training.budget import start_budget
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.finetune import FineTune, init_from_weights, per_class_subset, wants_weights
+from cnnlab.training.finetune import FineTune, init_from_weights, limit_test, per_class_subset, wants_weights
 from cnnlab.training.logger import Logger
 from cnnlab.training.optim import build_optimizer, build_scheduler
 from cnnlab.training.resume import (
@@ -178,7 +178,7 @@ def train(cfg: TrainConfig, json_mode: bool = False) -> dict | None:
     out = prepare_out(cfg) if dd.main else Path(cfg.out)
     if cfg.tensorboard:
         log.open_tensorboard(out / "tensorboard")
-    data = load_dataset(cfg.dataset, cfg.data_dir, progress=log.bar_ok)
+    data = limit_test(load_dataset(cfg.dataset, cfg.data_dir, progress=log.bar_ok), cfg.limit_test)
     train_x, train_y, val_x, val_y = split_validation(data, cfg.val_split, cfg.seed)
     if cfg.train_per_class:
         train_x, train_y = per_class_subset(

@@ -25,7 +25,7 @@ from cnnlab.data.cache import Writer, cache_key, load
 from cnnlab.errors import CnnlabError
 from cnnlab.models.adapt import head_name
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.finetune import make_optimizer, per_class_subset, wants_weights
+from cnnlab.training.finetune import limit_test, make_optimizer, per_class_subset, wants_weights
 from cnnlab.training.logger import Logger
 from cnnlab.training.loop import (
     _json,
@@ -116,7 +116,7 @@ def train_probe(cfg: TrainConfig, json_mode: bool = False) -> dict:
     torch.manual_seed(cfg.seed)
     validate_names(cfg)
     out = prepare_out(cfg)
-    data = load_dataset(cfg.dataset, cfg.data_dir, progress=log.bar_ok)
+    data = limit_test(load_dataset(cfg.dataset, cfg.data_dir, progress=log.bar_ok), cfg.limit_test)
     train_x, train_y, val_x, val_y = split_validation(data, cfg.val_split, cfg.seed)
     if cfg.train_per_class:
         train_x, train_y = per_class_subset(
