@@ -174,6 +174,8 @@ def model_from_weights(name: str, pretrained: bool, weights_file: str | None, cl
         from cnnlab.checkpoint import load_checkpoint
 
         model, meta = load_checkpoint(w.source)
+        if meta["model"] != name:
+            raise CnnlabError(f"--weights {weights_file} holds a {meta['model']} run, not {name}")
         if classes is not None:
             if len(classes) != len(meta["classes"]):
                 raise CnnlabError(
