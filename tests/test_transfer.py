@@ -179,3 +179,31 @@ def test_lr_find_cli(cli, tmp_path):
     result = json.loads(proc.stdout)
     assert png.stat().st_size > 1000 and 1e-7 <= result["suggestion"] <= 1
     assert len(result["lrs"]) == len(result["losses"]) <= 20
+
+
+def test_pretrained_imagenet_weights_bring_their_normalisation(monkeypatch, tmp_path):
+    from cnnlab.data import Dataset
+    from cnnlab.models import weights as W
+    from cnnlab.training.loop import build_model, checkpoint_meta
+
+    kw = {"num_classes": 1000, "in_channels": 3, "input_size": 72, "width": 0.25}
+    state = get_model("resnet18", **kw).state_dict()
+    w = W.Weights(
+        state, "x.pth", W.imagenet_classes(), W.imagenet_preprocess("resnet18"), "imagenet", "resnet18"
+    )
+    monkeypatch.setattr(W, "pretrained", lambda model, progress=True: w)
+    x = torch.zeros(4, 3, 72, 72, dtype=torch.uint8)
+    data = Dataset(
+        "photos", x, torch.arange(4) % 2, x, torch.arange(4) % 2, ["cat", "dog"], (0.5,) * 3, (0.2,) * 3
+    )
+    cfg = TrainConfig(model="resnet18", width=0.25, pretrained=True)
+    model = build_model(cfg, data)
+    assert model.cnnlab_fresh == {"fc.weight", "fc.bias"}
+    assert data.mean == tuple(W.IMAGENET_MEAN) and data.std == tuple(W.IMAGENET_STD)
+    meta = checkpoint_meta(cfg, model, data)
+    assert (
+        meta["mean"] == W.IMAGENET_MEAN
+        and meta["weights"]["resize"] == 256
+        and meta["weights"]["crop"] == 224
+    )
+    assert torch.equal(model.layer2[0].conv1.weight, state["layer2.0.conv1.weight"])

@@ -41,17 +41,24 @@ def load_start(cfg: TrainConfig):
     return weights.pretrained(cfg.model)
 
 
-def init_from_weights(model: nn.Module, cfg: TrainConfig, classes: list[str]) -> dict:
+def init_from_weights(model: nn.Module, cfg: TrainConfig, data) -> dict:
     """Load the run's starting weights into `model`; records on it which parameters are new
-    (`cnnlab_fresh`) and returns what checkpoints record about the start (source, preprocessing, notes)."""
+    (`cnnlab_fresh`) and returns what checkpoints record about the start (source, preprocessing, notes).
+
+    ImageNet weights on 3-channel data also bring their normalisation (ImageNet's mean and std; 0.5 for
+    GoogLeNet): `data.mean`/`data.std` are set to it, so the body sees inputs scaled as in its training."""
     from cnnlab.models.adapt import load_into
     from cnnlab.models.weights import describe
 
     if cfg.finetune not in FINETUNE:
         raise CnnlabError(f"unknown --finetune {cfg.finetune!r}; choose from: {', '.join(FINETUNE)}")
     w = load_start(cfg)
-    fresh, notes = load_into(model, w, classes, cfg.model)
+    fresh, notes = load_into(model, w, data.classes, cfg.model)
     model.cnnlab_fresh = fresh
+    mean, std = w.preprocess.get("mean"), w.preprocess.get("std")
+    if w.kind == "imagenet" and mean and len(mean) == len(data.mean):
+        data.mean, data.std = tuple(mean), tuple(std)
+        notes.append(f"inputs normalised as the weights were trained: mean {mean}, std {std}")
     return {**describe(w), "notes": notes}
 
 

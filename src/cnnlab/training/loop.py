@@ -161,7 +161,7 @@ def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
     model.cnnlab_kwargs = kwargs  # saved in checkpoints so `load_checkpoint` can rebuild it
     check_input(model, (c, h, h))  # names the layer where a too-small input would shrink to zero
     if wants_weights(cfg):  # --pretrained / --weights: new classifier, adapted first conv, rest strict
-        model.cnnlab_weights = init_from_weights(model, cfg, data.classes)
+        model.cnnlab_weights = init_from_weights(model, cfg, data)
     return model
 
 
