@@ -4,13 +4,13 @@
     python benchmarks/transfer.py speed
 
 `accuracy`: pretrain resnet18 (width 0.25, small form) on Fashion-MNIST with a normal `cnnlab train` run
-(2 epochs planned into `--time-budget` 300 s, so it fits a loaded machine),
-then for 50 and 100 MNIST training images per class (`--train-per-class`, seeded, stratified) compare
+(2 epochs planned into `--time-budget` 300 s, so it fits a loaded machine), then, with 100 MNIST training
+images per class (`--train-per-class`, seeded, stratified; `--per-class 50 100` for more sizes), compare
 `--finetune probe`, `--finetune full` and training from scratch, 3 seeds each: test accuracy on all
-10,000 MNIST test images (`cnnlab eval` of the final checkpoint; per-epoch evaluation uses the first
-1,000, `--limit-test`) and the wall time of the whole `cnnlab train` command (a subprocess each). Same
-optimiser for all: Adam, batch 16, lr 2e-3 (probe 3e-3); full and
-scratch 4 epochs (full: 1 of them frozen), probe 40 epochs of its linear head.
+10,000 MNIST test images (full/scratch: `cnnlab eval` of the final checkpoint, per-epoch evaluation used
+the first 1,000 via `--limit-test`) and the wall time of the whole `cnnlab train` command (a subprocess
+each). Same optimiser for all: Adam, batch 16, lr 2e-3 (probe 3e-3); full and scratch 4 epochs (full: 1
+of them frozen), probe 40 epochs of its linear head.
 
 `speed`: resnet18 (width 1, ImageNet form, 3 channels, 1000-class weights made here) on random images:
 probe feature extraction at 224 px (images/s) and full fine-tuning (everything unfrozen, batch 16) at 96
@@ -172,7 +172,7 @@ def main() -> None:
     a.add_argument("--work", default="/tmp/transfer-bench")
     a.add_argument("--pretrain-seconds", type=int, default=300, help="--time-budget of the pretraining run")
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    a.add_argument("--per-class", type=int, nargs="+", default=[50, 100])
+    a.add_argument("--per-class", type=int, nargs="+", default=[100])
     s = sub.add_parser("speed")
     s.add_argument("--images", type=int, default=32)
     s.add_argument("--repeats", type=int, default=3)
