@@ -65,11 +65,11 @@ def accuracy(args) -> None:
         "full": ["--weights", str(src), "--epochs", "4", "--freeze-epochs", "1", "--limit-test", "1000"],
         "scratch": ["--epochs", "4", "--schedule", "onecycle", "--limit-test", "1000"],
     }
-    rows = []
+    results: dict[tuple[int, str], tuple[list, list]] = {}
     for n in args.per_class:
-        for mode, extra in modes.items():
-            accs, walls = [], []
-            for seed in args.seeds:
+        for seed in args.seeds:  # seeds outermost: an interrupted run still has every mode for some seeds
+            for mode, extra in modes.items():
+                accs, walls = results.setdefault((n, mode), ([], []))
                 out = work / f"{mode}-{n}-{seed}"
                 done = out / "result.json"
                 if not done.exists():  # a finished run is not repeated when the script is restarted
@@ -83,7 +83,7 @@ def accuracy(args) -> None:
                 accs.append(r["accuracy"])
                 walls.append(r["wall"])
                 print(f"{n}/class {mode} seed {seed}: {r['accuracy']:.4f} in {r['wall']:.1f}s", flush=True)
-            rows.append((n, mode, accs, walls))
+    rows = [(n, mode, accs, walls) for (n, mode), (accs, walls) in results.items()]
     print(
         "\n| images per class | mode | test accuracy (mean ± sd, 3 seeds) | per seed | wall time (median) |"
     )
