@@ -207,3 +207,11 @@ def test_pretrained_imagenet_weights_bring_their_normalisation(monkeypatch, tmp_
         and meta["weights"]["crop"] == 224
     )
     assert torch.equal(model.layer2[0].conv1.weight, state["layer2.0.conv1.weight"])
+
+
+def test_probe_without_weights_is_refused():
+    from cnnlab.errors import CnnlabError
+    from cnnlab.training.transfer import train_probe
+
+    with pytest.raises(CnnlabError, match="needs weights"):
+        train_probe(TrainConfig(finetune="probe"))

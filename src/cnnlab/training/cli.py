@@ -91,7 +91,7 @@ def run(args) -> int:
         return launch(args)
     cfg = config_from_args(args)
     try:
-        if cfg.finetune == "probe" and (cfg.pretrained or cfg.weights):
+        if cfg.finetune == "probe":  # refuses to run without --pretrained / --weights
             from cnnlab.training.transfer import train_probe  # frozen body, cached features, linear head
 
             summary = train_probe(cfg, json_mode=args.json)
