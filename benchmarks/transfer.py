@@ -26,7 +26,20 @@ import sys
 import time
 from pathlib import Path
 
-COMMON = ["--model", "resnet18", "--width", "0.25", "--batch-size", "64", "--json", "--overwrite"]
+# --threads 1: on a machine shared by many jobs, two spinning OpenMP threads per process cost far more
+# than they gain (measured here: 3-5 images/s with 2 threads under load 14)
+COMMON = [
+    "--model",
+    "resnet18",
+    "--width",
+    "0.25",
+    "--batch-size",
+    "64",
+    "--json",
+    "--overwrite",
+    "--threads",
+    "1",
+]
 
 
 def cnnlab(*args: str) -> tuple[dict, float]:
@@ -123,6 +136,7 @@ def speed(args) -> None:
     from cnnlab.training.transfer import features
 
     torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
     rows = []
     n = args.images
 
@@ -176,6 +190,7 @@ def main() -> None:
     s = sub.add_parser("speed")
     s.add_argument("--images", type=int, default=32)
     s.add_argument("--repeats", type=int, default=3)
+    s.add_argument("--threads", type=int, default=1, help="torch threads (1: fair on a shared machine)")
     args = p.parse_args()
     args.load = open("/proc/loadavg").read().split()[:3]
     print(f"load average at start: {args.load}", flush=True)
