@@ -10,6 +10,9 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[all,dev]'
+	# torchvision: an independent reference in tests only (never imported by cnnlab); its compiled ops do
+	# not load on the CPU torch, so --no-deps keeps pip from replacing torch
+	$(PY) -m pip install -q --no-deps torchvision==0.28.0
 	touch $@
 
 demo: setup

@@ -188,5 +188,6 @@ def test_export_to_an_unwritable_place(cli, tmp_path):
 )
 def test_explain_parameters_ratio_words(dense, conv, text):
     from cnnlab.inside.explain import times
+    from cnnlab.inside.explain_text import Explanation
 
-    assert times(dense, conv) == text
+    assert times(Explanation("parameters"), dense, conv) == text

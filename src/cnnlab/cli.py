@@ -17,6 +17,7 @@ from cnnlab.options import check_command, did_you_mean
 # subcommand -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS = {
     "train": ("cnnlab.training.cli", "train a model (the chapter's experiment by default)"),
+    "lr-find": ("cnnlab.training.lr_find", "learning-rate range test: loss vs. rate, a suggested rate"),
     "eval": ("cnnlab.evaluate", "accuracy, per-class accuracy and confusion matrix of a checkpoint"),
     "predict": ("cnnlab.predict", "top-3 classes for image files, MNIST-style preprocessing"),
     "models": ("cnnlab.inside.summary", "list registered models with params and MACs"),

@@ -121,6 +121,18 @@ def fit_style(img: Image.Image, shape: tuple[int, int, int]) -> torch.Tensor:
     return torch.from_numpy(arr.reshape(h, w, c).transpose(2, 0, 1).copy())
 
 
+def resize_crop(img: Image.Image, shape: tuple[int, int, int], resize: int) -> torch.Tensor:
+    """torchvision's ImageNet evaluation transform: shorter side to `resize`, then the centre H x W."""
+    c, h, w = shape
+    img = img.convert("RGB" if c == 3 else "L")
+    short, long = sorted(img.size)
+    long = int(resize * long / short)  # torchvision's Resize(int): truncated, not rounded
+    img = img.resize((resize, long) if img.width <= img.height else (long, resize), Image.BILINEAR)
+    left, top = int(round((img.width - w) / 2.0)), int(round((img.height - h) / 2.0))  # CenterCrop's
+    arr = np.asarray(img.crop((left, top, left + w, top + h)), dtype=np.uint8)
+    return torch.from_numpy(arr.reshape(h, w, c).transpose(2, 0, 1).copy())
+
+
 def photo_style(img: Image.Image, shape: tuple[int, int, int]) -> torch.Tensor:
     """C x S x S uint8 exactly as a folder dataset's training images were made: shorter side to S,
     centre crop, alpha on white, greyscale or RGB."""
@@ -142,6 +154,8 @@ def preprocessing(meta: dict) -> str:
 def prepare(img: Image.Image, meta: dict) -> torch.Tensor:
     """The model's uint8 input (C x H x W) for one image, by the checkpoint's preprocessing."""
     shape = tuple(meta["input_shape"])
+    if meta.get("resize"):  # weights with their own preprocessing (ImageNet: resize 256, crop 224)
+        return resize_crop(img, shape, meta["resize"])
     kind = preprocessing(meta)
     if kind == "digit":
         return mnist_style(img)
@@ -166,11 +180,23 @@ def predict(model, meta: dict, images: torch.Tensor) -> torch.Tensor:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("checkpoint", help="run folder, .safetensors file or its .json")
+    p.add_argument(
+        "checkpoint",
+        help="run folder, .safetensors file or its .json; or a model name with --pretrained/--weights",
+    )
     p.add_argument("images", nargs="+", help="PNG/JPEG/TIFF files of any size, bit depth, colour or polarity")
     p.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
     p.add_argument("--save-input", metavar="DIR", help="also save each preprocessed input as PNG here")
     p.add_argument("--json", action="store_true", help="a JSON list on stdout")
+    p.add_argument(
+        "--pretrained", action="store_true", help="CHECKPOINT is a model name: its ImageNet weights"
+    )
+    p.add_argument(
+        "--weights", metavar="FILE", help="CHECKPOINT is a model name: weights from this .pth/.safetensors"
+    )
+    p.add_argument(
+        "--classes", metavar="FILE", help="class names (one per line or a JSON list) for --weights"
+    )
 
 
 def predict_records(checkpoint, images, top: int = 3, save_input: str | Path | None = None) -> list[dict]:
@@ -217,7 +243,12 @@ def predict_records(checkpoint, images, top: int = 3, save_input: str | Path | N
 
 def run(args) -> int:
     """The exit code is 2 when any file failed; the others are still predicted and printed."""
-    results = predict_records(args.checkpoint, args.images, args.top, args.save_input)
+    checkpoint = args.checkpoint
+    if args.pretrained or args.weights:  # a model name: predict from weights alone, no training
+        from cnnlab.models.adapt import model_from_weights
+
+        checkpoint = model_from_weights(args.checkpoint, args.pretrained, args.weights, args.classes)
+    results = predict_records(checkpoint, args.images, args.top, args.save_input)
     failed = sum("error" in r for r in results)
     if args.json:
         print(json.dumps(results))

@@ -72,8 +72,15 @@ def run(args) -> int:
             args.out = str(new_run_dir(cfg.model, cfg.dataset))
         return launch(args)
     try:
-        # the summary is printed before the curves picture is drawn (matplotlib costs ~1 s to import)
-        summary = train(cfg, json_mode=args.json, on_summary=lambda s: report(s, args.json))
+        if cfg.finetune == "probe":  # refuses to run without --pretrained / --weights
+            from cnnlab.training.transfer import train_probe  # frozen body, cached features, linear head
+
+            summary = train_probe(cfg, json_mode=args.json)
+            if summary is not None:
+                report(summary, args.json)
+        else:
+            # the summary is printed before the curves picture is drawn (matplotlib costs ~1 s to import)
+            summary = train(cfg, json_mode=args.json, on_summary=lambda s: report(s, args.json))
     except Stop:
         if int(os.environ.get("RANK", "0")) != 0:
             return 0  # rank 0 reports the stop all ranks agreed on, and exits with its code

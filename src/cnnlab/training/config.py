@@ -44,6 +44,20 @@ class TrainConfig:
     strict: bool = False  # an unreadable image is an error instead of being skipped and reported
     balance: bool = False  # weight the loss by inverse class frequency (imbalanced datasets)
     decode_workers: int = 0  # processes decoding images on a first run (0 = one per CPU core)
+    # transfer learning: start from trained weights (cnnlab.training.finetune, cnnlab.training.transfer)
+    pretrained: bool = False  # torchvision's ImageNet weights for --model (downloaded, SHA-256 checked)
+    weights: str | None = (
+        None  # start from a torchvision/timm .pth, a .safetensors file or a cnnlab run folder
+    )
+    finetune: str = (
+        "full"  # with weights: full (head first, then all layers) | probe (frozen body, linear head)
+    )
+    freeze_epochs: int = (
+        1  # full: epochs (of --epochs) in which only the new classifier (and BatchNorm) trains
+    )
+    lr_mult: float = 100.0  # full: the head's learning rate / the earliest layers' (discriminative rates)
+    train_per_class: int = 0  # use only N training images per class, seeded and stratified (0 = all)
+    limit_test: int = 0  # evaluate each epoch on the first N test images only (0 = all; then `cnnlab eval`)
     # run control
     seed: int = 0  # seeds weights, data order, augmentation
     out: str | None = (

@@ -26,6 +26,7 @@ from cnnlab.models import get_model
 from cnnlab.training.budget import start_budget
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.data_setup import class_weights, extra_meta, folder_splits, load_run_data, save_run_files
+from cnnlab.training.finetune import FineTune, init_from_weights, limit_test, per_class_subset, wants_weights
 from cnnlab.training.logger import Logger
 from cnnlab.training.metrics import append_metrics, stale_epochs, summarize
 from cnnlab.training.optim import build_optimizer, build_scheduler
@@ -131,6 +132,8 @@ def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
     model = get_model(cfg.model, **kwargs)
     model.cnnlab_kwargs = kwargs  # saved in checkpoints so `load_checkpoint` can rebuild it
     check_input(model, (c, h, h))  # names the layer where a too-small input would shrink to zero
+    if wants_weights(cfg):  # --pretrained / --weights: new classifier, adapted first conv, rest strict
+        model.cnnlab_weights = init_from_weights(model, cfg, data)
     return model
 
 
@@ -159,10 +162,14 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary) -> dict | None:
     log(f"run folder: {out}")
     if cfg.tensorboard:
         log.open_tensorboard(out / "tensorboard")
-    data = load_run_data(cfg, log, log.bar_ok)  # folders: per-class table, skipped files, flip check
+    data = limit_test(load_run_data(cfg, log, log.bar_ok), cfg.limit_test)  # folders: table, skipped files
     phases.mark("data")
     # a folder dataset brings its own stratified validation split
     train_x, train_y, val_x, val_y = folder_splits(data) or split_validation(data, cfg.val_split, cfg.seed)
+    if cfg.train_per_class:
+        train_x, train_y = per_class_subset(
+            train_x, train_y, cfg.train_per_class, cfg.seed, len(data.classes)
+        )
     if cfg.limit_train:
         train_x, train_y = train_x[: cfg.limit_train], train_y[: cfg.limit_train]
     check_train_size(cfg, len(train_y))  # --val-split near 1 can leave nothing to train on
@@ -184,9 +191,12 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary) -> dict | None:
         if not cfg.max_steps
         else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
     )
-    optimizer = build_optimizer(cfg, model)
+    tuned = (
+        FineTune(cfg, unwrap(model), steps_per_epoch, total_steps, dd.world) if wants_weights(cfg) else None
+    )
+    optimizer = tuned.optimizer if tuned else build_optimizer(cfg, model)
     budget = start_budget(cfg, steps_per_epoch, total_steps, len(train_y), len(data.test_y))  # --time-budget
-    scheduler = build_scheduler(cfg, optimizer, total_steps, budget)
+    scheduler = tuned.scheduler if tuned else build_scheduler(cfg, optimizer, total_steps, budget)
     ema = build_ema(cfg, model)
     parts = Trainables(model, optimizer, scheduler, ema)
     prog = resume(out, cfg, parts, dd, log) if cfg.resume else Progress()
@@ -201,6 +211,8 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary) -> dict | None:
             f"training {cfg.model} on {data.name}: {len(train_y)} train / {len(data.test_y)} test images, "
             f"{cfg.epochs} epochs, batch {cfg.batch_size}, {precision}, {dd.world} process(es) on {dd.device}"
         )
+        for note in getattr(unwrap(model), "cnnlab_weights", {}).get("notes", []):
+            log(f"weights: {note}")
 
     train_x, train_y = train_x.to(dd.device), train_y.to(dd.device)
     phases.mark("setup")
@@ -220,6 +232,8 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary) -> dict | None:
                     max_steps = budget.update(step)  # --time-budget: re-plans the step limit, checked next
                 if max_steps and step >= max_steps:
                     break
+                if tuned is not None:
+                    tuned.set_step(step)  # --finetune full: body frozen for the first --freeze-epochs
                 idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 mine = idx[dd.rank :: dd.world]  # this rank's share of the global batch
                 x = to_float(train_x[mine], data.mean, data.std)
@@ -334,6 +348,7 @@ def checkpoint_meta(cfg: TrainConfig, model: nn.Module, data: Dataset) -> dict:
         "std": list(data.std),
         "input_shape": list(data.shape),
         "config": cfg.to_dict(),
+        **({"weights": model.cnnlab_weights} if hasattr(model, "cnnlab_weights") else {}),
     }
 
 

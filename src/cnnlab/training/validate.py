@@ -73,6 +73,14 @@ RULES: dict[str, Rule] = {
     "max_steps": Rule(int, 0, BIG),
     "limit_train": Rule(int, 0, BIG),
     "precision": Rule(str, choices=("auto", "fp32", "bf16"), what="precision"),
+    # transfer learning
+    "pretrained": Rule(bool),
+    "weights": Rule(str, optional=True),
+    "finetune": Rule(str, choices=("full", "probe"), what="fine-tuning mode"),
+    "freeze_epochs": Rule(int, 0, BIG),
+    "lr_mult": Rule(float, 1, 1e6),
+    "train_per_class": Rule(int, 0, BIG),
+    "limit_test": Rule(int, 0, BIG),
     # image folders
     "image_size": Rule(int, 0, 4096),
     "channels": Rule(int, 0, 3),
@@ -111,6 +119,24 @@ def _splits(c) -> str | None:
             f"--val-split {c.val_split:g} and --test-split {c.test_split:g} leave no training images "
             "(their sum must be below 1)"
         )
+
+
+def _pretrained(c) -> str | None:
+    from cnnlab.models import canonical_name
+    from cnnlab.models.weights import FILES
+
+    if c.pretrained and c.weights:
+        return "--pretrained and --weights exclude each other: ImageNet's weights, or the ones in FILE"
+    if c.pretrained and canonical_name(c.model) not in FILES:
+        return (
+            f"--pretrained: no published ImageNet weights for {c.model!r}; they exist for: "
+            f"{', '.join(sorted(FILES))}; or pass --weights FILE"
+        )
+
+
+def _probe(c) -> str | None:
+    if c.finetune == "probe" and not (c.pretrained or c.weights):
+        return "--finetune probe trains a head on frozen trained weights: pass --pretrained or --weights FILE"
 
 
 def _resume_overwrite(c) -> str | None:
@@ -154,6 +180,8 @@ def _augment(c) -> str | None:
 # (fields a check reads, the check): the check runs only when each of those fields passed its own rule
 COMBINATIONS: list[tuple[tuple[str, ...], Callable]] = [
     (("dataset", "data_dir"), _dataset),
+    (("pretrained", "weights", "model"), _pretrained),
+    (("finetune", "pretrained", "weights"), _probe),
     (("channels",), _channels),
     (("val_split", "test_split"), _splits),
     (("resume", "overwrite"), _resume_overwrite),

@@ -1,0 +1,186 @@
+"""Fitting trained weights onto a model built for other data: a new classifier when the classes differ,
+the first convolution adapted to another channel count, GoogLeNet's untrained auxiliary heads left fresh.
+
+Everything else is loaded strictly: a name the model lacks, a name the file lacks or a shape that differs
+is one error line naming it. cnnlab's models use torchvision's parameter names, so torchvision's (and
+timm's torchvision-style) files load as they are.
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+
+from cnnlab.checkpoint import EXIT_BAD_CHECKPOINT
+from cnnlab.errors import CnnlabError
+from cnnlab.models.weights import Weights
+
+AUX = ("aux1.", "aux2.")  # GoogLeNet's auxiliary classifiers
+
+
+def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """A first-conv kernel O x I x k x k re-made for `in_channels` inputs, as timm's `adapt_input_conv`:
+    one channel sums the kernels over I (a grey image replicated to I channels gives the same output);
+    other counts repeat the I kernels cyclically and scale by I / in_channels, keeping the output's size."""
+    w = weight.float()
+    o, i, kh, kw = w.shape
+    if in_channels == i:
+        return weight
+    if in_channels == 1:
+        return w.sum(1, keepdim=True).to(weight.dtype)
+    reps = math.ceil(in_channels / i)
+    return (w.repeat(1, reps, 1, 1)[:, :in_channels] * (i / in_channels)).to(weight.dtype)
+
+
+def head_name(model: nn.Module) -> str:
+    """The module name of the final classifier: the last Linear outside the auxiliary heads."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not n.startswith(AUX)]
+    if not names:
+        raise CnnlabError(f"{type(model).__name__} has no Linear classifier to replace")
+    return names[-1]
+
+
+def first_conv_name(model: nn.Module) -> str:
+    return next(n for n, m in model.named_modules() if isinstance(m, nn.Conv2d))
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "x".join(str(s) for s in t.shape)
+
+
+def load_into(
+    model: nn.Module, w: Weights, classes: list[str], model_name: str
+) -> tuple[set[str], list[str]]:
+    """Load `w` into `model` (built for `classes`); returns (names left freshly initialised, notes)."""
+    own = model.state_dict()
+    state = dict(w.state)
+    fresh: set[str] = set()
+    notes: list[str] = []
+    has_aux = any(k.startswith(AUX) for k in own)
+    file_aux = [k for k in state if k.startswith(AUX)]
+    if file_aux and (not has_aux or w.kind == "imagenet"):
+        for k in file_aux:
+            del state[k]
+        if has_aux:
+            # torchvision: "auxiliary heads in the pretrained googlenet model are NOT pretrained"
+            notes.append("auxiliary heads have no pretrained weights: they start fresh (--no-aux drops them)")
+    if has_aux and not any(k.startswith(AUX) for k in state):
+        fresh |= {k for k in own if k.startswith(AUX)}
+    head = head_name(model)
+    heads = [head] + [f"{a}fc2" for a in AUX if f"{a}fc2.weight" in own]
+    old_classes = w.classes
+    differ = any(
+        f"{h}.weight" in state and state[f"{h}.weight"].shape != own[f"{h}.weight"].shape for h in heads
+    ) or (old_classes is not None and list(old_classes) != list(classes))
+    if differ:
+        for h in heads:
+            for suffix in (".weight", ".bias"):
+                state.pop(h + suffix, None)
+                fresh.add(h + suffix)
+        was = f"{len(old_classes)} classes" if old_classes else "other classes"
+        notes.append(f"new classifier {head} for {len(classes)} classes (the weights' was for {was})")
+    conv = first_conv_name(model) + ".weight"
+    if conv in state and state[conv].dim() == 4 and state[conv].shape[1] != own[conv].shape[1]:
+        before = state[conv].shape[1]
+        state[conv] = adapt_input_conv(state[conv], own[conv].shape[1])
+        how = "summed over" if own[conv].shape[1] == 1 else "repeated from"
+        notes.append(f"first convolution adapted to {own[conv].shape[1]} input channel(s) ({how} {before})")
+    check_fit(model, own, state, fresh, w.source, model_name)
+    model.load_state_dict(state, strict=False)
+    return fresh, notes
+
+
+def check_fit(model, own: dict, state: dict, fresh: set[str], source: str, model_name: str) -> None:
+    """One error line naming what does not fit; BatchNorm's num_batches_tracked may be absent (old files)."""
+    missing = [k for k in own if k not in state and k not in fresh and not k.endswith("num_batches_tracked")]
+    extra = [k for k in state if k not in own]
+    shapes = [k for k in state if k in own and state[k].shape != own[k].shape]
+    if not (missing or extra or shapes):
+        return
+    parts = []
+    if shapes:
+        k = shapes[0]
+        parts.append(
+            f"{len(shapes)} shape mismatch(es), first {k}: file {_shape(state[k])} vs model {_shape(own[k])}"
+        )
+    if missing:
+        parts.append(f"{len(missing)} name(s) missing from the file, e.g. {', '.join(missing[:3])}")
+    if extra:
+        parts.append(f"{len(extra)} name(s) the model lacks, e.g. {', '.join(extra[:3])}")
+    hint = ""
+    size = getattr(model, "cnnlab_kwargs", {}).get("input_size")
+    if size is not None and size <= 64 and not model_name.startswith("chapter"):
+        hint = (
+            f"; note: for {size}-px inputs cnnlab builds {model_name}'s small form (3x3 stem, small head), "
+            "which ImageNet-form weights (trained on > 64 px) do not fit"
+        )
+    raise CnnlabError(
+        f"weights {source} do not fit {model_name}: " + "; ".join(parts) + hint, EXIT_BAD_CHECKPOINT
+    )
+
+
+def imagenet_model(w: Weights, model_name: str, classes: list[str] | None = None):
+    """A model ready for prediction from weights alone (no training): classes and input taken from the file.
+
+    Returns (model in eval mode, checkpoint-style meta). A 1000-way classifier is taken as ImageNet-1k."""
+    from cnnlab.models import get_model
+    from cnnlab.models.weights import imagenet_classes, imagenet_preprocess
+
+    probe = get_model(model_name, num_classes=2, in_channels=3, input_size=224)
+    head, conv = head_name(probe), first_conv_name(probe) + ".weight"
+    if f"{head}.weight" not in w.state or conv not in w.state:
+        raise CnnlabError(
+            f"weights {w.source} do not fit {model_name}: no {head}.weight or {conv} in the file",
+            EXIT_BAD_CHECKPOINT,
+        )
+    n, c = w.state[f"{head}.weight"].shape[0], w.state[conv].shape[1]
+    names = classes or w.classes or (imagenet_classes() if n == 1000 else [str(i) for i in range(n)])
+    if len(names) != n:
+        raise CnnlabError(f"{len(names)} class names given but the classifier has {n} outputs")
+    kwargs = {"num_classes": n, "in_channels": c, "input_size": 224}
+    if model_name.startswith("googlenet"):
+        kwargs["aux_logits"] = False
+    model = get_model(model_name, **kwargs)
+    model.cnnlab_kwargs = kwargs
+    load_into(model, Weights(w.state, w.source, names, w.preprocess, w.kind), names, model_name)
+    pre = w.preprocess or imagenet_preprocess(model_name)
+    if len(pre.get("mean", [])) != c:
+        pre = {**pre, "mean": pre["mean"][:1] * c, "std": pre["std"][:1] * c}
+    meta = {
+        "model": model_name,
+        "model_kwargs": kwargs,
+        "dataset": "imagenet" if n == 1000 and not classes else "weights",
+        "classes": names,
+        "input_shape": [c, pre.get("crop", 224), pre.get("crop", 224)],
+        **pre,
+        "weights": {"source": w.source, "kind": w.kind},
+    }
+    return model.eval(), meta
+
+
+def model_from_weights(name: str, pretrained: bool, weights_file: str | None, classes_file: str | None):
+    """`cnnlab predict MODEL --pretrained | --weights FILE`: (model, meta) with no training."""
+    from cnnlab.models import list_models
+    from cnnlab.models.weights import from_file, read_classes
+    from cnnlab.models.weights import pretrained as download
+
+    if name not in list_models():
+        raise CnnlabError(
+            f"unknown model {name!r} (with --pretrained/--weights give a model name, see `cnnlab models`)"
+        )
+    w = from_file(weights_file) if weights_file else download(name)
+    classes = read_classes(classes_file) if classes_file else None
+    if w.kind == "cnnlab":  # a cnnlab run: its own model, classes and preprocessing
+        from cnnlab.checkpoint import load_checkpoint
+
+        model, meta = load_checkpoint(w.source)
+        if meta["model"] != name:
+            raise CnnlabError(f"--weights {weights_file} holds a {meta['model']} run, not {name}")
+        if classes is not None:
+            if len(classes) != len(meta["classes"]):
+                raise CnnlabError(
+                    f"--classes has {len(classes)} names, the checkpoint {len(meta['classes'])}"
+                )
+            meta["classes"] = classes
+        return model, meta
+    return imagenet_model(w, name, classes)

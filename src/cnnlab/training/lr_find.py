@@ -1,0 +1,168 @@
+"""`cnnlab lr-find`: the learning-rate range test (Smith 2015, "Cyclical Learning Rates"; fastai's lr_find).
+
+On a deep copy of the model (the model itself is never touched), one optimiser step per mini-batch with
+the learning rate growing exponentially from --start-lr (1e-7) to --end-lr (10) over --num-steps (100);
+the loss is smoothed (exponential moving average, bias-corrected) and the sweep stops once the smoothed
+loss exceeds 4x its minimum: it diverged. Suggested rate: fastai's "valley" -- the longest stretch over
+which the loss keeps falling, about halfway down it; the steepest-descent point is printed too.
+Takes every `cnnlab train` flag (model, dataset, --weights, optimiser, batch size, ...).
+"""
+
+import copy
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from cnnlab.errors import CnnlabError
+
+SMOOTH = 0.98  # EMA factor of the loss (fastai's)
+DIVERGE = 4.0  # stop when smoothed loss > DIVERGE x its minimum
+
+
+def sweep_rates(start: float, end: float, steps: int) -> list[float]:
+    """steps rates spaced exponentially from start to end (both included)."""
+    if not (0 < start < end) or steps < 2:
+        raise CnnlabError(
+            f"lr-find needs 0 < --start-lr < --end-lr and --num-steps >= 2 (got {start}, {end}, {steps})"
+        )
+    return [start * (end / start) ** (i / (steps - 1)) for i in range(steps)]
+
+
+def valley(lrs: list[float], losses: list[float]) -> float:
+    """fastai's suggestion: the longest decreasing run of the loss curve, about halfway along it."""
+    n = len(losses)
+    if n < 3:
+        return lrs[0]
+    length = [1] * n  # longest decreasing subsequence ending at i
+    best_end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and length[i] < length[j] + 1:
+                length[i] = length[j] + 1
+        if length[i] > length[best_end]:
+            best_end = i
+    start = best_end - length[best_end]  # fastai's indices, kept so the suggestions agree
+    third = (best_end - start) / 3
+    return lrs[max(0, start + int(third) + int(third / 2))]
+
+
+def steepest(lrs: list[float], losses: list[float]) -> float:
+    """The rate where the smoothed loss falls fastest per decade of learning rate."""
+    if len(losses) < 3:
+        return lrs[0]
+    slopes = [
+        (losses[i + 1] - losses[i - 1]) / (math.log10(lrs[i + 1]) - math.log10(lrs[i - 1]))
+        for i in range(1, len(losses) - 1)
+    ]
+    return lrs[1 + min(range(len(slopes)), key=slopes.__getitem__)]
+
+
+def find(model: nn.Module, make_optimizer, batches, rates: list[float], loss_fn) -> dict:
+    """Run the sweep on a copy of `model`; `batches` yields (x, y) forever, `make_optimizer(module)` builds
+    the optimiser, `loss_fn(model, out, y)` the mean loss. Returns lrs, losses (smoothed), raw losses."""
+    net = copy.deepcopy(model).train()
+    opt = make_optimizer(net)
+    avg, best, lrs, smooth, raw = 0.0, math.inf, [], [], []
+    for i, (lr, (x, y)) in enumerate(zip(rates, batches)):
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss = loss_fn(net, net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        value = loss.item()
+        if not math.isfinite(value):
+            break
+        avg = SMOOTH * avg + (1 - SMOOTH) * value
+        s = avg / (1 - SMOOTH ** (i + 1))  # bias correction of the EMA's zero start
+        lrs.append(lr)
+        smooth.append(s)
+        raw.append(value)
+        best = min(best, s)
+        if i > 0 and s > DIVERGE * best:
+            break
+    return {"lrs": lrs, "losses": smooth, "raw_losses": raw}
+
+
+def draw(result: dict, png: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from cnnlab.checkpoint import atomic_write
+
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot(result["lrs"], result["losses"])
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss (smoothed)")
+    losses = result["losses"]
+    ax.set_ylim(min(losses) * 0.95, min(max(losses), 1.5 * losses[0]) * 1.02)  # the diverged tail off-scale
+    for key, colour in (("suggestion", "tab:red"), ("steepest", "tab:green")):
+        ax.axvline(result[key], color=colour, linestyle="--", label=f"{key} {result[key]:.2e}")
+    ax.legend()
+    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+
+
+def add_arguments(p) -> None:
+    from cnnlab.training.cli import add_arguments as train_arguments
+
+    train_arguments(p)
+    p.add_argument("--start-lr", type=float, default=1e-7, help="first rate of the sweep (default 1e-7)")
+    p.add_argument("--end-lr", type=float, default=10.0, help="last rate of the sweep (default 10)")
+    p.add_argument("--num-steps", type=int, default=100, help="optimiser steps in the sweep (default 100)")
+    p.add_argument("--plot", default="lr_find.png", metavar="PNG", help="where to draw the curve")
+
+
+def run(args) -> int:
+    from cnnlab.data import load_dataset, to_float
+    from cnnlab.training.cli import config_from_args
+    from cnnlab.training.loop import build_model, compute_loss, epoch_order, validate_names
+    from cnnlab.training.optim import build_optimizer
+
+    cfg = config_from_args(args)
+    rates = sweep_rates(args.start_lr, args.end_lr, args.num_steps)
+    validate_names(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    data = load_dataset(cfg.dataset, cfg.data_dir, progress=not args.json)
+    x_all, y_all = data.train_x, data.train_y
+    if cfg.limit_train:
+        x_all, y_all = x_all[: cfg.limit_train], y_all[: cfg.limit_train]
+    model = build_model(cfg, data)
+
+    def batches():
+        epoch = 0
+        while True:
+            order = epoch_order(cfg.seed, epoch, len(y_all))
+            for i in range(0, len(order), cfg.batch_size):
+                idx = order[i : i + cfg.batch_size]
+                yield to_float(x_all[idx], data.mean, data.std), y_all[idx]
+            epoch += 1
+
+    def loss_fn(net, out, y):
+        return compute_loss(net, out, y, cfg.label_smoothing, 1.0 / len(y))
+
+    result = find(model, lambda net: build_optimizer(cfg, net), batches(), rates, loss_fn)
+    if len(result["lrs"]) < 3:
+        raise CnnlabError("lr-find: the loss diverged within the first steps; lower --start-lr")
+    result["suggestion"] = valley(result["lrs"], result["losses"])
+    result["steepest"] = steepest(result["lrs"], result["losses"])
+    result["plot"] = str(args.plot)
+    draw(result, Path(args.plot))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for lr, loss in list(zip(result["lrs"], result["losses"]))[:: max(1, len(result["lrs"]) // 20)]:
+        print(f"lr {lr:9.2e}  loss {loss:.4f}", file=sys.stderr)
+    print(
+        f"suggested learning rate (valley): {result['suggestion']:.2e}  (steepest descent: "
+        f"{result['steepest']:.2e}; swept {len(result['lrs'])} steps; curve: {args.plot})"
+    )
+    return 0
