@@ -90,6 +90,21 @@ def split_validation(data: Dataset, frac: float, seed: int):
     return data.train_x[tr], data.train_y[tr], data.train_x[va], data.train_y[va]
 
 
+def run_data(cfg: TrainConfig, log) -> tuple[Dataset, tuple]:
+    """The dataset and the (train_x, train_y, val_x, val_y) a run trains on, after --val-split (a folder
+    brings its own stratified split), --train-per-class and --limit-train; shared by `--finetune probe`."""
+    data = limit_test(load_run_data(cfg, log, log.bar_ok), cfg.limit_test)  # folders: table, skipped files
+    train_x, train_y, val_x, val_y = folder_splits(data) or split_validation(data, cfg.val_split, cfg.seed)
+    if cfg.train_per_class:
+        train_x, train_y = per_class_subset(
+            train_x, train_y, cfg.train_per_class, cfg.seed, len(data.classes)
+        )
+    if cfg.limit_train:
+        train_x, train_y = train_x[: cfg.limit_train], train_y[: cfg.limit_train]
+    check_train_size(cfg, len(train_y))  # --val-split near 1 can leave nothing to train on
+    return data, (train_x, train_y, val_x, val_y)
+
+
 def compute_loss(
     model: nn.Module, out, y: torch.Tensor, smoothing: float, scale: float, class_weight=None
 ) -> torch.Tensor:
@@ -162,17 +177,8 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary) -> dict | None:
     log(f"run folder: {out}")
     if cfg.tensorboard:
         log.open_tensorboard(out / "tensorboard")
-    data = limit_test(load_run_data(cfg, log, log.bar_ok), cfg.limit_test)  # folders: table, skipped files
+    data, (train_x, train_y, val_x, val_y) = run_data(cfg, log)
     phases.mark("data")
-    # a folder dataset brings its own stratified validation split
-    train_x, train_y, val_x, val_y = folder_splits(data) or split_validation(data, cfg.val_split, cfg.seed)
-    if cfg.train_per_class:
-        train_x, train_y = per_class_subset(
-            train_x, train_y, cfg.train_per_class, cfg.seed, len(data.classes)
-        )
-    if cfg.limit_train:
-        train_x, train_y = train_x[: cfg.limit_train], train_y[: cfg.limit_train]
-    check_train_size(cfg, len(train_y))  # --val-split near 1 can leave nothing to train on
     model = build_model(cfg, data).to(dd.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)

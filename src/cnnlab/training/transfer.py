@@ -25,8 +25,8 @@ from cnnlab.data.cache import Writer, cache_key, load
 from cnnlab.errors import CnnlabError
 from cnnlab.models.adapt import head_name
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.data_setup import extra_meta, folder_splits, load_run_data, save_run_files
-from cnnlab.training.finetune import limit_test, make_optimizer, per_class_subset, wants_weights
+from cnnlab.training.data_setup import extra_meta, save_run_files
+from cnnlab.training.finetune import make_optimizer, wants_weights
 from cnnlab.training.logger import Logger
 from cnnlab.training.loop import (
     _json,
@@ -34,7 +34,7 @@ from cnnlab.training.loop import (
     checkpoint_meta,
     draw_curves,
     epoch_order,
-    split_validation,
+    run_data,
     validate_names,
 )
 from cnnlab.training.metrics import append_metrics, summarize
@@ -123,14 +123,7 @@ def _train_probe(cfg: TrainConfig, json_mode: bool) -> dict:
     torch.manual_seed(cfg.seed)
     validate_names(cfg)
     out = run_folder(cfg)  # locked; numbered when there is no --out
-    data = limit_test(load_run_data(cfg, log, log.bar_ok), cfg.limit_test)
-    train_x, train_y, val_x, val_y = folder_splits(data) or split_validation(data, cfg.val_split, cfg.seed)
-    if cfg.train_per_class:
-        train_x, train_y = per_class_subset(
-            train_x, train_y, cfg.train_per_class, cfg.seed, len(data.classes)
-        )
-    if cfg.limit_train:
-        train_x, train_y = train_x[: cfg.limit_train], train_y[: cfg.limit_train]
+    data, (train_x, train_y, val_x, val_y) = run_data(cfg, log)
     model = build_model(cfg, data).to(memory_format=torch.channels_last)
     meta = {**checkpoint_meta(cfg, model, data), **extra_meta(data), "precision": "fp32"}
     atomic_write_text(out / "config.json", _json(cfg.to_dict()))
