@@ -18,8 +18,9 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/cnnlab train --dataset mnist-sample --epochs 10 --lr 3e-3 --schedule onecycle --out runs/demo --overwrite
 
+# one pytest worker per core (at most 4), each test file kept on one worker so its module fixtures run once
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 test-all: setup
 	$(PY) -m pytest -q -m ''

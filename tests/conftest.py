@@ -10,6 +10,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CNNLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest worker per core: one torch thread each (inherited by the CLI runs the tests
+    # start), or every worker's OpenMP threads spin-wait for cores the other workers hold (BENCHMARKS.md:
+    # a 2-thread run on a busy machine took 5x the CPU time of a 1-thread run)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 def require(condition: bool, reason: str, env: str = "CNNLAB_REQUIRE_SHARED") -> None:
     """Skip with `reason` unless `env` is set (CI sets it), in which case fail loudly instead."""

@@ -212,7 +212,10 @@ def run(args: argparse.Namespace) -> int:
         raise CnnlabError("--batch-size and --repeats must be >= 1, --warmup >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
+    from cnnlab.training.allocator import keep_freed_memory
     from cnnlab.training.precision import cpu_native_bf16
+
+    keep_freed_memory()  # measure the steps as `cnnlab train` runs them (training/allocator.py)
 
     peak = sgemm_peak()
     rows = []

@@ -23,6 +23,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.evaluate import evaluate
 from cnnlab.inside.summary import check_input
 from cnnlab.models import get_model
+from cnnlab.training.allocator import keep_freed_memory
 from cnnlab.training.budget import start_budget
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.data_setup import class_weights, extra_meta, folder_splits, load_run_data, save_run_files
@@ -168,6 +169,7 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary) -> dict | None:
     log = Logger(dd.main, json_mode)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    keep_freed_memory()  # ~20% less CPU per step on glibc (training/allocator.py)
     make_deterministic(cfg)
     torch.manual_seed(cfg.seed)
     validate_names(cfg)

@@ -24,6 +24,7 @@ from cnnlab.data import Dataset, to_float
 from cnnlab.data.cache import Writer, cache_key, load
 from cnnlab.errors import CnnlabError
 from cnnlab.models.adapt import head_name
+from cnnlab.training.allocator import keep_freed_memory
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.data_setup import extra_meta, save_run_files
 from cnnlab.training.finetune import make_optimizer, wants_weights
@@ -120,6 +121,7 @@ def _train_probe(cfg: TrainConfig, json_mode: bool) -> dict:
         )
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    keep_freed_memory()  # training/allocator.py
     torch.manual_seed(cfg.seed)
     validate_names(cfg)
     out = run_folder(cfg)  # locked; numbered when there is no --out
