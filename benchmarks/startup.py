@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/startup.py [--repeats 5] [--data-dir DIR] [--recipe fast] [-- TRAIN FLAGS]
 
 Part 1, the fixed costs, each in a fresh Python process (median of --repeats, wall time of the process):
-an empty interpreter, `import torch`, the first optimiser call's `import torch._dynamo` (torch.optim
+an empty interpreter, `import torch` (also with `gc.freeze()` before the exit, as the `cnnlab` command
+does: Python's shutdown then skips its last full garbage collection), the first optimiser call's `import torch._dynamo` (torch.optim
 decorates `add_param_group` and `step` with it), cnnlab's training modules, matplotlib (Figure + Agg, the
 curves picture), and `load_dataset("mnist")` decoded from the .gz files (CNNLAB_NO_DECODE_CACHE=1)
 against the memory-mapped decode cache.
@@ -29,6 +30,8 @@ DATA = ROOT.parent / "shared" / "data" / "mnist"
 SNIPPETS = {
     "empty interpreter": "pass",
     "import torch": "import torch",
+    # what cnnlab.cli.entry does before the interpreter's shutdown (the difference is the exit's last collection)
+    "import torch, then gc.freeze() (the `cnnlab` command's exit)": "import torch, gc; gc.freeze()",
     "import torch + torch._dynamo (what a stock torch.optim optimiser's first call adds)": "import torch, torch._dynamo",
     "import torch + cnnlab's training modules": "import torch, cnnlab.cli, cnnlab.training.cli, cnnlab.training.loop",
     "matplotlib Figure + Agg": "from matplotlib.figure import Figure; from matplotlib.backends.backend_agg import FigureCanvasAgg",

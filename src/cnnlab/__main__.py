@@ -1,5 +1,5 @@
 # `python -m cnnlab` and `torchrun -m cnnlab` both land here.
-from cnnlab.cli import main
+from cnnlab.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()
