@@ -144,6 +144,9 @@ def test_given_split_layout_and_colour(tmp_path, digits):
     assert (len(data.train_y), len(data.val_y), len(data.test_y)) == (80, 20, 20)
     one = load_dataset(str(tmp_path / "d"), options=FolderOptions(channels=1, image_size=16))
     assert one.shape == (1, 16, 16)
+    # the valid/ folder is the validation set: a fraction on top would be silently ignored, so it is refused
+    with pytest.raises(CnnlabError, match=r"--val-split 0.1: .* has its own val/ folder.*drop --val-split"):
+        load_dataset(str(tmp_path / "d"), options=FolderOptions(val_split=0.1))
 
 
 @pytest.mark.parametrize(

@@ -172,3 +172,37 @@ def test_folder_errors_are_one_line(cli, tmp_path, env):
         proc = cli("train", *args, "--out", str(tmp_path / "o"), "--overwrite", check=False, env=env)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert os.environ.get("CNNLAB_CACHE") != env["CNNLAB_CACHE"]
+
+
+def test_patience_watches_a_folders_own_val_split_and_asks_for_one_without_it(cli, tmp_path, env):
+    x, y = mnist_sample_test(12)  # 120 real digits: 8 train, 2 val, 2 test per class
+    part = np.arange(len(y)) % 6
+    for name, sel in (("train", part < 4), ("val", part == 4), ("test", part == 5)):
+        make_folder(tmp_path / "split" / name, x[sel], y[sel], DIGITS, junk=False)
+    make_folder(tmp_path / "flat", x, y, DIGITS, junk=False)
+    common = ["--epochs", "2", "--patience", "1", "--batch-size", "32", "--threads", "1", "--overwrite"]
+    proc = cli(
+        "train",
+        "--dataset",
+        str(tmp_path / "split"),
+        *common,
+        "--out",
+        str(tmp_path / "a"),
+        "--json",
+        env=env,
+    )
+    assert json.loads(proc.stdout)["val_accuracy"] is not None  # the val/ folder was watched, no --val-split
+    proc = cli(
+        "train",
+        "--dataset",
+        str(tmp_path / "flat"),
+        *common,
+        "--out",
+        str(tmp_path / "b"),
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 2 and "has no val/ folder; add --val-split" in proc.stderr, proc.stderr
+    proc = cli("train", "--dataset", str(tmp_path / "split"), *common, "--val-split", "0.1",
+               "--out", str(tmp_path / "c"), check=False, env=env)  # fmt: skip
+    assert proc.returncode == 2 and "has its own val/ folder" in proc.stderr, proc.stderr

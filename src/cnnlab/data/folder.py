@@ -223,6 +223,12 @@ def assign_splits(sc: Scan, opts: FolderOptions, keep) -> dict[str, list[tuple[s
         return stratified_split(
             files["all"], {"test": opts.test_split, "val": opts.val_split}, opts.split_seed
         )
+    if "val" in files and opts.val_split:
+        # the user's val/ folder is the validation set; a fraction would be silently ignored
+        raise CnnlabError(
+            f"--val-split {opts.val_split:g}: {sc.root} has its own val/ folder, which is the validation "
+            "set; drop --val-split"
+        )
     carve = {s: f for s, f in (("test", opts.test_split), ("val", opts.val_split)) if s not in files}
     out = stratified_split(files["train"], carve, opts.split_seed) if carve else {"train": files["train"]}
     return {s: files.get(s, out.get(s, [])) if s != "train" else out["train"] for s in SPLITS}

@@ -43,7 +43,7 @@ from cnnlab.training.resume import (
     resume,
 )
 from cnnlab.training.runs import LATEST, RUNS, release_runs, run_folder
-from cnnlab.training.validate import check_train_size
+from cnnlab.training.validate import check_train_size, check_validation_set
 
 
 @dataclass
@@ -96,6 +96,7 @@ def run_data(cfg: TrainConfig, log) -> tuple[Dataset, tuple]:
     brings its own stratified split), --train-per-class and --limit-train; shared by `--finetune probe`."""
     data = limit_test(load_run_data(cfg, log, log.bar_ok), cfg.limit_test)  # folders: table, skipped files
     train_x, train_y, val_x, val_y = folder_splits(data) or split_validation(data, cfg.val_split, cfg.seed)
+    check_validation_set(cfg, 0 if val_y is None else len(val_y))  # --patience with nothing to watch
     if cfg.train_per_class:
         train_x, train_y = per_class_subset(
             train_x, train_y, cfg.train_per_class, cfg.seed, len(data.classes)

@@ -161,7 +161,12 @@ def _warmup(c) -> str | None:
 
 
 def _patience(c) -> str | None:
-    if c.patience and not c.val_split:
+    from cnnlab.data.folder import is_folder_dataset
+
+    # a folder may bring its own val/ folder: whether it has validation images is known once it is read
+    # (check_validation_set)
+    folder = c.dataset not in _datasets() and is_folder_dataset(c.dataset)
+    if c.patience and not c.val_split and not folder:
         return (
             f"--patience {c.patience}: early stopping watches validation accuracy, so it needs "
             "--val-split > 0 (e.g. --val-split 0.1)"
@@ -187,7 +192,7 @@ COMBINATIONS: list[tuple[tuple[str, ...], Callable]] = [
     (("resume", "overwrite"), _resume_overwrite),
     (("sync_bn",), _sync_bn),
     (("warmup_epochs", "epochs"), _warmup),
-    (("patience", "val_split"), _patience),
+    (("patience", "val_split", "dataset"), _patience),
     (("augment", "dataset"), _augment),
 ]
 
@@ -214,4 +219,13 @@ def check_train_size(cfg, n_train: int) -> None:
         raise CnnlabError(
             f"no training images left after --val-split {cfg.val_split:g} and --limit-train "
             f"{cfg.limit_train}; lower --val-split"
+        )
+
+
+def check_validation_set(cfg, n_val: int) -> None:
+    """After the data is read: --patience needs validation images (--val-split, or a folder's val/)."""
+    if cfg.patience and n_val < 1:
+        raise CnnlabError(
+            f"--patience {cfg.patience}: early stopping watches validation accuracy, but {cfg.dataset} has no "
+            "val/ folder; add --val-split (e.g. --val-split 0.1)"
         )
