@@ -1,4 +1,4 @@
-"""What keeping freed memory in the process (cnnlab.training.allocator) saves per training step.
+"""What keeping freed memory in the process (cnnlab.training.process) saves per training step.
 
     .venv/bin/python benchmarks/allocator.py [--models fastnet fastnet-bn chapter-cnn] [--steps 120] [--rounds 3]
 
@@ -24,8 +24,8 @@ def worker(model_name: str, steps: int, kept: bool) -> dict:
     import torch.nn.functional as F
 
     from cnnlab.models import get_model
-    from cnnlab.training.allocator import keep_freed_memory
     from cnnlab.training.precision import cpu_native_bf16
+    from cnnlab.training.process import keep_freed_memory
 
     if kept:
         keep_freed_memory()

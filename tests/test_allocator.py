@@ -1,4 +1,4 @@
-"""cnnlab.training.allocator: freed step-sized blocks stay in the process instead of being faulted in again."""
+"""cnnlab.training.process: freed step-sized blocks stay in the process instead of being faulted in again."""
 
 import json
 import os
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from cnnlab.models import get_model
 if sys.argv[1] == "kept":
-    from cnnlab.training.allocator import keep_freed_memory
+    from cnnlab.training.process import keep_freed_memory
     assert keep_freed_memory()
 torch.manual_seed(0)
 model = get_model("fastnet-bn")
@@ -51,6 +51,6 @@ def test_freed_blocks_are_reused_not_faulted_in_again():
 
 @glibc
 def test_setting_twice_is_harmless():
-    from cnnlab.training.allocator import keep_freed_memory
+    from cnnlab.training.process import keep_freed_memory
 
     assert keep_freed_memory() and keep_freed_memory()

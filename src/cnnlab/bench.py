@@ -210,12 +210,10 @@ def run(args: argparse.Namespace) -> int:
         raise unknown_error("model", unknown[0], list_models())
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0:
         raise CnnlabError("--batch-size and --repeats must be >= 1, --warmup >= 0")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from cnnlab.training.allocator import keep_freed_memory
     from cnnlab.training.precision import cpu_native_bf16
+    from cnnlab.training.process import set_up
 
-    keep_freed_memory()  # measure the steps as `cnnlab train` runs them (training/allocator.py)
+    set_up(args.threads)  # threads, and memory kept as `cnnlab train` keeps it (training/process.py)
 
     peak = sgemm_peak()
     rows = []

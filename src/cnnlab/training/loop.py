@@ -23,7 +23,6 @@ from cnnlab.errors import CnnlabError
 from cnnlab.evaluate import evaluate
 from cnnlab.inside.summary import check_input
 from cnnlab.models import get_model
-from cnnlab.training.allocator import keep_freed_memory
 from cnnlab.training.budget import start_budget
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.data_setup import class_weights, extra_meta, folder_splits, load_run_data, save_run_files
@@ -33,6 +32,7 @@ from cnnlab.training.metrics import append_metrics, stale_epochs, summarize
 from cnnlab.training.optim import build_optimizer, build_scheduler
 from cnnlab.training.phases import Phases
 from cnnlab.training.precision import PRECISIONS, autocast, resolve
+from cnnlab.training.process import set_up
 from cnnlab.training.resume import (
     DIST_TIMEOUT,
     Guard,
@@ -168,9 +168,7 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary) -> dict | None:
     phases.mark("start-up")  # Python, torch and cnnlab imports, argument parsing
     dd = init_distributed()
     log = Logger(dd.main, json_mode)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    keep_freed_memory()  # no page faults for freed activations on glibc (training/allocator.py)
+    set_up(cfg.threads)  # threads; no page faults for freed activations on glibc (training/process.py)
     make_deterministic(cfg)
     torch.manual_seed(cfg.seed)
     validate_names(cfg)

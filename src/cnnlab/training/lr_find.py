@@ -121,17 +121,15 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from cnnlab.data import load_dataset, to_float
-    from cnnlab.training.allocator import keep_freed_memory
     from cnnlab.training.cli import config_from_args
     from cnnlab.training.loop import build_model, compute_loss, epoch_order, validate_names
     from cnnlab.training.optim import build_optimizer
+    from cnnlab.training.process import set_up
 
     cfg = config_from_args(args)
     rates = sweep_rates(args.start_lr, args.end_lr, args.num_steps)
     validate_names(cfg)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    keep_freed_memory()  # training/allocator.py
+    set_up(cfg.threads)  # training/process.py
     torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset, cfg.data_dir, progress=not args.json)
     x_all, y_all = data.train_x, data.train_y

@@ -24,7 +24,6 @@ from cnnlab.data import Dataset, to_float
 from cnnlab.data.cache import Writer, cache_key, load
 from cnnlab.errors import CnnlabError
 from cnnlab.models.adapt import head_name
-from cnnlab.training.allocator import keep_freed_memory
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.data_setup import extra_meta, save_run_files
 from cnnlab.training.finetune import make_optimizer, wants_weights
@@ -39,6 +38,7 @@ from cnnlab.training.loop import (
     validate_names,
 )
 from cnnlab.training.metrics import append_metrics, summarize
+from cnnlab.training.process import set_up
 from cnnlab.training.runs import release_runs, run_folder
 
 
@@ -119,9 +119,7 @@ def _train_probe(cfg: TrainConfig, json_mode: bool) -> dict:
         raise CnnlabError(
             "--finetune probe computes each image's features once, so it cannot augment; drop --augment"
         )
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    keep_freed_memory()  # training/allocator.py
+    set_up(cfg.threads)  # training/process.py
     torch.manual_seed(cfg.seed)
     validate_names(cfg)
     out = run_folder(cfg)  # locked; numbered when there is no --out

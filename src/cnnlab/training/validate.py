@@ -111,10 +111,9 @@ def _channels(c) -> str | None:
 
 
 def _splits(c) -> str | None:
-    from cnnlab.data.folder import is_folder_dataset
+    from cnnlab.training.data_setup import is_folder
 
-    folder = c.dataset not in _datasets() and is_folder_dataset(c.dataset)  # only folders use --test-split
-    if folder and c.val_split + c.test_split >= 1:
+    if is_folder(c) and c.val_split + c.test_split >= 1:  # only folders use --test-split
         return (
             f"--val-split {c.val_split:g} and --test-split {c.test_split:g} leave no training images "
             "(their sum must be below 1)"
@@ -161,12 +160,11 @@ def _warmup(c) -> str | None:
 
 
 def _patience(c) -> str | None:
-    from cnnlab.data.folder import is_folder_dataset
+    from cnnlab.training.data_setup import is_folder
 
     # a folder may bring its own val/ folder: whether it has validation images is known once it is read
     # (check_validation_set)
-    folder = c.dataset not in _datasets() and is_folder_dataset(c.dataset)
-    if c.patience and not c.val_split and not folder:
+    if c.patience and not c.val_split and not is_folder(c):
         return (
             f"--patience {c.patience}: early stopping watches validation accuracy, so it needs "
             "--val-split > 0 (e.g. --val-split 0.1)"

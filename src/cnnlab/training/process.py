@@ -1,4 +1,5 @@
-"""Keep freed tensor memory inside the process instead of handing it back to the kernel after every step.
+"""What every command that trains sets once for its process: torch's threads, and freed tensor memory kept
+inside the process instead of being handed back to the kernel after every step (`set_up`).
 
 PyTorch's CPU tensors come from plain malloc. A training step allocates and frees activations of 1-15 MB;
 glibc serves blocks that big with mmap, or trims them off the top of the heap, and gives them back to the
@@ -45,3 +46,13 @@ def keep_freed_memory() -> bool:
         return False
     _done = ok
     return ok
+
+
+def set_up(threads: int = 0) -> None:
+    """torch's intra-op threads (0 = PyTorch's default), then keep_freed_memory(): the first thing `train`,
+    `--finetune probe`, `lr-find` and `bench` do."""
+    if threads:
+        import torch  # lazy: this module stays importable without torch
+
+        torch.set_num_threads(threads)
+    keep_freed_memory()
