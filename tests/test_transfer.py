@@ -190,7 +190,7 @@ def test_lr_find_cli(cli, tmp_path):
 def test_pretrained_imagenet_weights_bring_their_normalisation(monkeypatch, tmp_path):
     from cnnlab.data import Dataset
     from cnnlab.models import weights as W
-    from cnnlab.training.loop import build_model, checkpoint_meta
+    from cnnlab.training.start import build_model, checkpoint_meta
 
     kw = {"num_classes": 1000, "in_channels": 3, "input_size": 72, "width": 0.25}
     state = get_model("resnet18", **kw).state_dict()
