@@ -38,7 +38,7 @@ from cnnlab.data.folder import (
     scan,
 )
 from cnnlab.data.images import decode_chunk, inspect_chunk
-from cnnlab.data.spec import DataSpec, Reading, decide
+from cnnlab.data.spec import Reading, decide, reading_of
 from cnnlab.errors import CnnlabError
 
 CHUNK = 128  # images per task handed to a worker
@@ -344,7 +344,7 @@ def load_saved(meta: dict, run_dir: Path | None, data_dir: str | None = None, pr
         sc = scan(root, ",".join(meta["classes"]))
         info = inspect_all(root, [p for v in sc.files.values() for p, _ in v], 0, progress)
         splits = assign_splits(sc, opts, keep=lambda p: not info[p][2])
-    spec = DataSpec.from_meta(meta)
+    reading = reading_of(meta)
     missing = [
         (p, "missing (it was there in training)")
         for s in SPLITS
@@ -355,9 +355,8 @@ def load_saved(meta: dict, run_dir: Path | None, data_dir: str | None = None, pr
     splits = {s: [(p, y) for p, y in v if p not in gone] for s, v in splits.items()}
     if not splits["test"]:
         raise CnnlabError(f"{root}: none of the run's test images are there (moved? pass --data-dir)")
-    digit = spec.preprocess == "digit"
+    digit = reading.preprocess == "digit"
     _, arrays = decode_all(root, splits, size, c, 0, progress, digit)
-    reading = Reading(spec.preprocess, spec.why, spec.orientation_sensitive)
     return _assemble(root, list(meta["classes"]), arrays, saved["options"], reading, missing)
 
 

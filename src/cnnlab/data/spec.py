@@ -166,24 +166,36 @@ class DataSpec:
         """The description a checkpoint's (validated) metadata holds; checkpoints from before "data"
         existed are read the way cnnlab read them then."""
         c, h, _ = meta["input_shape"]
-        saved = meta.get("data") if isinstance(meta.get("data"), dict) else {}
-        kind = meta.get("preprocess") or saved.get("preprocess")
-        if kind not in PREPROCESS:  # the oldest checkpoints: digits by dataset name, else fitted
-            kind = "digit" if meta["dataset"] in ("mnist", "mnist-sample", "kmnist") else "fit"
-        if kind == "photo" and "folder" not in meta:
-            kind = "fit"  # before "fit" had its name, built-in Fashion-MNIST/CIFAR-10 said "photo"
-        if kind == "digit" and c != 1:
-            kind = "photo" if "folder" in meta else "fit"
+        reading = reading_of(meta)
         return cls(
             dataset=meta["dataset"],
             classes=tuple(meta["classes"]),
             channels=c,
             size=h,
-            preprocess=kind,
-            why=saved.get("why", "as the checkpoint says"),
+            preprocess=reading.preprocess,
+            why=reading.why,
             mean=tuple(meta["mean"]),
             std=tuple(meta["std"]),
-            orientation_sensitive=bool(meta.get("orientation_sensitive", kind == "digit")),
+            orientation_sensitive=reading.orientation_sensitive,
             resize=int(meta.get("resize") or 0),
             folder=meta.get("folder"),
         )
+
+
+def reading_of(meta: dict) -> Reading:
+    """How a checkpoint's images were read; checkpoints from before "data" existed are read the way
+    cnnlab read them then."""
+    c = meta["input_shape"][0]
+    saved = meta.get("data") if isinstance(meta.get("data"), dict) else {}
+    folder = meta.get("folder") if isinstance(meta.get("folder"), dict) else {}
+    options = folder.get("options") if isinstance(folder.get("options"), dict) else {}
+    kind = meta.get("preprocess") or saved.get("preprocess") or options.get("preprocess")
+    if kind not in PREPROCESS:  # the oldest checkpoints: digits by dataset name, folders photos, else fitted
+        digits = meta.get("dataset") in ("mnist", "mnist-sample", "kmnist")
+        kind = "digit" if digits else "photo" if folder else "fit"
+    if kind == "photo" and "folder" not in meta:
+        kind = "fit"  # before "fit" had its name, built-in Fashion-MNIST/CIFAR-10 said "photo"
+    if kind == "digit" and c != 1:
+        kind = "photo" if "folder" in meta else "fit"
+    orient = bool(meta.get("orientation_sensitive", kind == "digit"))
+    return Reading(kind, str(saved.get("why", "as the checkpoint says")), orient)

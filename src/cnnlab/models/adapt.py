@@ -91,11 +91,12 @@ def load_into(
     heads = [head] + [f"{a}fc2" for a in AUX if f"{a}fc2.weight" in own]
     old_classes = w.classes
     rows = class_map(old_classes, classes)
-    if rows is not None and rows != list(range(len(old_classes))):
-        for h in heads:
-            for suffix in (".weight", ".bias"):
-                if h + suffix in state:
-                    state[h + suffix] = state[h + suffix][rows]
+    if rows is not None and list(old_classes) != list(classes):
+        if rows != list(range(len(old_classes))):  # another order, or a subset: pick the rows by name
+            for h in heads:
+                for suffix in (".weight", ".bias"):
+                    if h + suffix in state:
+                        state[h + suffix] = state[h + suffix][rows]
         notes.append(
             f"classifier {head} kept: its {len(old_classes)} classes mapped to yours by name "
             f"({_pairs(old_classes, classes, rows)})"

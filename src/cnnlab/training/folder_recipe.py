@@ -20,16 +20,17 @@ BASE = {
     "schedule": "onecycle",
     "warmup_epochs": 0.0,
     "label_smoothing": 0.1,
-    "ema": 0.99,
     "tta": False,
     "precision": "auto",
 }
-# fine-tuning trained weights (--weights, --pretrained): their model, fastai's fine_tune rates
+EMA, EMA_MIN_STEPS = 0.99, 1_000  # an EMA of the weights, in runs long enough for it to forget the start
+# fine-tuning trained weights (--weights, --pretrained): their model, fastai's fine_tune rates; no label
+# smoothing (fastai's default loss): a source trained without it starts with a large smoothed loss
 TRANSFER = {
     "optimizer": "adam",
     "betas": (0.9, 0.99),
     "weight_decay": 0.0,
-    "label_smoothing": 0.1,
+    "label_smoothing": 0.0,
     "ema": 0.0,
     "tta": False,
     "precision": "auto",
@@ -59,6 +60,13 @@ def folder_values(n_train: int, preprocess: str, orientation_sensitive: bool, tr
     # Adam's one-cycle peak: 4e-3 at batch 256 (`best`), scaled with the square root of the batch
     values["lr"] = round((1e-3 if transfer else 4e-3) * math.sqrt(batch / 256), 6)
     return values
+
+
+def ema_for(steps: int, transfer: bool) -> float:
+    """The EMA decay for a run of `steps` optimiser steps: 0.99 averages about the last 100 steps, which is
+    only the trained weights when the run is ten times longer; shorter runs get none (an EMA over 40 steps
+    would still be mostly the random start)."""
+    return EMA if steps >= EMA_MIN_STEPS and not transfer else 0.0
 
 
 def describe(values: dict, n_train: int, kind: str) -> str:

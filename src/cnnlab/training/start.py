@@ -88,17 +88,24 @@ def settle(cfg: TrainConfig, data: Dataset, n_train: int, given: set[str] | None
     image (training/folder_recipe.py) under the flags the user gave (`given`; None: take cfg as it is)."""
     if given is None or cfg.recipe not in (None, "folder") or cfg.resume or not is_folder(cfg):
         return cfg
-    from cnnlab.training.folder_recipe import describe, folder_values
+    from cnnlab.training.folder_recipe import describe, ema_for, folder_values
 
     values = folder_values(n_train, data.preprocess, data.orientation_sensitive, wants_weights(cfg))
+    epochs, batch = (given_or(cfg, given, values, k) for k in ("epochs", "batch_size"))
+    values["ema"] = ema_for(-(-n_train // batch) * epochs, wants_weights(cfg))
     if wants_weights(cfg):
-        values.pop("model", None)
+        values["model"] = cfg.model  # the weights' model (a run's own, or --model)
     if cfg.finetune == "probe":  # features are computed once per image: nothing to augment or average
         values.update(augment="none", ema=0.0)
     chosen = {k: v for k, v in values.items() if k not in given}
     kind = "handwriting" if data.preprocess == "digit" else "photos"
     log(describe({**values, **chosen}, n_train, kind))
     return replace(cfg, **chosen, recipe="folder")
+
+
+def given_or(cfg: TrainConfig, given: set[str], values: dict, name: str):
+    """The value the run will have: the user's, else the recipe's."""
+    return getattr(cfg, name) if name in given else values[name]
 
 
 def input_size(cfg: TrainConfig) -> int:
