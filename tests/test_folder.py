@@ -148,7 +148,9 @@ def test_given_split_layout_and_colour(tmp_path, digits):
     data = load_dataset(str(tmp_path / "d"), options=FolderOptions(preprocess="photo"))
     assert data.shape == (3, 28, 28) and data.preprocess == "photo" and not data.orientation_sensitive
     assert (len(data.train_y), len(data.val_y), len(data.test_y)) == (80, 20, 20)
-    one = load_dataset(str(tmp_path / "d"), options=FolderOptions(channels=1, image_size=16, preprocess="photo"))
+    one = load_dataset(
+        str(tmp_path / "d"), options=FolderOptions(channels=1, image_size=16, preprocess="photo")
+    )
     assert one.shape == (1, 16, 16)
     # the valid/ folder is the validation set: a fraction on top would be silently ignored, so it is refused
     with pytest.raises(CnnlabError, match=r"--val-split 0.1: .* has its own val/ folder.*drop --val-split"):
