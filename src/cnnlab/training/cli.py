@@ -90,9 +90,10 @@ def run(args) -> int:
         if args.out or args.resume:
             return launch(args)
         from cnnlab.training.runs import data_label, forget, latest_target, new_run_dir
+        from cnnlab.training.start import planned_model
 
         before = latest_target()  # the workers write into one new numbered folder, made here
-        out = new_run_dir(cfg.model, data_label(cfg.dataset, cfg.data_dir))
+        out = new_run_dir(planned_model(cfg, given_fields(args)), data_label(cfg.dataset, cfg.data_dir))
         args.out = str(out)
         code = launch(args)
         if code and not any((out / f).exists() for f in ("last.safetensors", "state.pt")):

@@ -103,6 +103,14 @@ def settle(cfg: TrainConfig, data: Dataset, n_train: int, given: set[str] | None
     return replace(cfg, **chosen, recipe="folder")
 
 
+def planned_model(cfg: TrainConfig, given: set[str] | None) -> str:
+    """The model a run will train, known before its data is read (the folder recipe picks fastnet-bn)."""
+    from cnnlab.training.folder_recipe import BASE
+
+    folder = given is not None and cfg.recipe in (None, "folder") and not cfg.resume and is_folder(cfg)
+    return BASE["model"] if folder and "model" not in given and not wants_weights(cfg) else cfg.model
+
+
 def given_or(cfg: TrainConfig, given: set[str], values: dict, name: str):
     """The value the run will have: the user's, else the recipe's."""
     return getattr(cfg, name) if name in given else values[name]
