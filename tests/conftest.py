@@ -62,14 +62,18 @@ MNIST_META = {
 }
 
 
-def untrained_checkpoint(stem: Path, name: str = "chapter-cnn", width: float = 1.0) -> Path:
-    """An untrained 1x28x28 checkpoint saved as `cnnlab train` does; tests of plumbing need no training."""
+def untrained_checkpoint(
+    stem: Path, name: str = "chapter-cnn", width: float = 1.0, classes: list[str] | None = None
+) -> Path:
+    """An untrained 1x28x28 checkpoint saved as `cnnlab train` does; tests of plumbing need no training.
+    `classes` replaces MNIST's digit names (and sets the number of outputs)."""
     import torch
 
     from cnnlab.checkpoint import save_checkpoint
     from cnnlab.models import get_model
 
     torch.manual_seed(0)
-    kwargs = {"num_classes": 10, "in_channels": 1, "input_size": 28, "width": width}
+    meta = {**MNIST_META, "classes": classes or MNIST_META["classes"]}
+    kwargs = {"num_classes": len(meta["classes"]), "in_channels": 1, "input_size": 28, "width": width}
     model = get_model(name, **kwargs).eval()
-    return save_checkpoint(stem, model, {"model": name, "model_kwargs": kwargs, **MNIST_META})
+    return save_checkpoint(stem, model, {"model": name, "model_kwargs": kwargs, **meta})

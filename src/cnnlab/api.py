@@ -15,8 +15,9 @@ def train(config=None, /, **settings) -> dict:
 
     Pass a `TrainConfig`, or its fields as keyword arguments (`cnnlab.train(dataset="mnist-sample",
     epochs=2, out="runs/nb")`), or both (keywords override the config's fields). Keywords behave exactly
-    like the CLI's flags: defaults are the chapter's experiment, `recipe="fast"` applies a recipe under
-    them and `resume=True` continues the run in `out`. Progress is printed; bad settings raise CnnlabError.
+    like the CLI's flags: defaults are the chapter's experiment (a folder of your own images gets settings
+    for its size unless a recipe is named), `recipe="fast"` applies a recipe under them and `resume=True`
+    continues the run in `out`. Progress is printed; bad settings raise CnnlabError.
     `deterministic=True` and `threads=N` change torch's global settings in this process, as in the CLI.
     """
     from cnnlab.training.cli import config_from_args
@@ -27,13 +28,15 @@ def train(config=None, /, **settings) -> dict:
     unknown = sorted(set(settings) - names)
     if unknown:
         raise CnnlabError(f"unknown TrainConfig field(s): {', '.join(unknown)}; see cnnlab.TrainConfig")
+    given = None  # a TrainConfig is taken as it is; keywords are like flags (a folder fills the rest)
     if config is None:
         cfg = config_from_args(SimpleNamespace(**{name: settings.get(name) for name in names}))
+        given = {name for name, value in settings.items() if value is not None}
     elif isinstance(config, TrainConfig):
         cfg = replace(config, **settings)
     else:
         raise CnnlabError(f"train() takes a TrainConfig or keyword arguments, not {type(config).__name__}")
-    return run_training(cfg)
+    return run_training(cfg, given=given)
 
 
 def evaluate(

@@ -28,6 +28,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models import get_model
 from cnnlab.options import unknown_error
 
 DEFAULT_WIDTH = 0.25  # every registered model at a small width keeps the default run short
@@ -35,7 +36,12 @@ DEFAULT_INPUT = "1x28x28"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("models", nargs="*", metavar="MODEL", help="registry names (default: every model)")
+    p.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="registry names (default: every model), or run folders / checkpoints: their model and input",
+    )
     p.add_argument(
         "--input", default=DEFAULT_INPUT, metavar="CxHxW", help=f"input shape (default {DEFAULT_INPUT})"
     )
@@ -94,12 +100,13 @@ def count_flops(fn) -> int:
 
 
 def _model_and_input(
-    name: str, shape: tuple[int, int, int], args
+    name: str, shape: tuple[int, int, int], args, kwargs: dict | None = None
 ) -> tuple[nn.Module, torch.Tensor, int, int]:
-    """(model, batch, params, forward MACs per image) for registry model `name`."""
+    """(model, batch, params, forward MACs per image) for registry model `name` (built with a run's own
+    `kwargs` when given)."""
     from cnnlab.inside.summary import build, summarize
 
-    model = build(name, shape, args.classes, args.width)
+    model = get_model(name, **kwargs) if kwargs else build(name, shape, args.classes, args.width)
     s = summarize(model, shape)
     x = torch.randn(args.batch_size, *shape)
     if args.channels_last:
@@ -132,9 +139,11 @@ def _steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
     return train_step, infer_step
 
 
-def bench_model(name: str, shape: tuple[int, int, int], args, peak: float) -> dict:
-    model, x, params, macs = _model_and_input(name, shape, args)
-    y = torch.randint(0, args.classes, (len(x),))
+def bench_model(
+    name: str, shape: tuple[int, int, int], args, peak: float, kwargs: dict | None = None
+) -> dict:
+    model, x, params, macs = _model_and_input(name, shape, args, kwargs)
+    y = torch.randint(0, (kwargs or {}).get("num_classes", args.classes), (len(x),))
     train_step, infer_step = _steps(model, x, y, "fp32")
     model.train()
     train_flops = count_flops(train_step)
@@ -200,12 +209,14 @@ def format_table(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnlab.checkpoint import run_model
     from cnnlab.inside.summary import parse_input
     from cnnlab.models import list_models
 
     shape = parse_input(args.input)
     names = args.models or list_models()
-    unknown = [n for n in names if n not in list_models()]
+    runs = {n: run_model(n) for n in names}  # a run folder or checkpoint: its model on its own input
+    unknown = [n for n in names if runs[n] is None and n not in list_models()]
     if unknown:
         raise unknown_error("model", unknown[0], list_models())
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0:
@@ -218,8 +229,13 @@ def run(args: argparse.Namespace) -> int:
     peak = sgemm_peak()
     rows = []
     for name in names:
+        run = runs[name]
         try:
-            rows.append(bench_model(name, shape, args, peak))
+            if run is None:
+                rows.append(bench_model(name, shape, args, peak))
+            else:
+                row = bench_model(run["model"], run["shape"], args, peak, run["kwargs"])
+                rows.append({**row, "model": f"{run['model']} ({name})", "input_shape": list(run["shape"])})
         except CnnlabError as e:  # e.g. the input is too small for this model: report it, go on
             rows.append({"model": name, "error": str(e)})
         if not args.json:

@@ -20,7 +20,10 @@ COMMANDS = {
     "train": ("cnnlab.training.cli", "train a model (the chapter's experiment by default)"),
     "lr-find": ("cnnlab.training.lr_find", "learning-rate range test: loss vs. rate, a suggested rate"),
     "eval": ("cnnlab.evaluate", "accuracy, per-class accuracy and confusion matrix of a checkpoint"),
-    "predict": ("cnnlab.predict", "top-3 classes for image files, MNIST-style preprocessing"),
+    "predict": (
+        "cnnlab.predict",
+        "top classes for image files, folders or patterns, read as the run's images were",
+    ),
     "models": ("cnnlab.inside.summary", "list registered models with params and MACs"),
     "summary": ("cnnlab.inside.summary", "layer table: output shapes, params, multiply-adds"),
     "explain": ("cnnlab.inside.explain", "the chapter's computations, step by step"),

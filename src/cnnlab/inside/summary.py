@@ -217,7 +217,9 @@ def _add_common(parser: argparse.ArgumentParser, input_help: str) -> None:
 
 
 def add_summary_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="registry name, see `cnnlab models`")
+    parser.add_argument(
+        "model", help="registry name (see `cnnlab models`), or a run folder / checkpoint: its model and input"
+    )
     _add_common(
         parser, f"input shape, e.g. 3x224x224 (default {DEFAULT_INPUT}); > 64 px selects the ImageNet form"
     )
@@ -252,13 +254,23 @@ def format_table(name: str, s: Summary) -> str:
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    shape = parse_input(args.input)
-    model = build(args.model, shape, args.classes, args.width)
+    from cnnlab.checkpoint import run_model
+
+    run = run_model(args.model)
+    if run is not None:  # a trained run: its own model, built as it was, on its own input
+        shape, classes, width, name = run["shape"], len(run["classes"]), run["width"], run["model"]
+        model = get_model(name, **run["kwargs"])
+        title = f"{name} ({run['source']})"
+    else:
+        shape, classes, width, name = parse_input(args.input), args.classes, args.width, args.model
+        model = build(name, shape, classes, width)
+        title = name
     s = summarize(model, shape)
     if args.json:
-        print(json.dumps({"model": args.model, "classes": args.classes, "width": args.width, **s.to_json()}))
+        extra = {"checkpoint": run["source"]} if run else {}
+        print(json.dumps({"model": name, "classes": classes, "width": width, **extra, **s.to_json()}))
     else:
-        print(format_table(args.model, s))
+        print(format_table(title, s))
     for m in s.mismatches:  # the formula and PyTorch disagree: a bug in the model or in cnnlab.inside.sizes
         print(f"cnnlab: BUG: {m}", file=sys.stderr)
     return 1 if s.mismatches else 0
