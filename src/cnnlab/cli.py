@@ -17,7 +17,7 @@ import sys
 
 from cnnlab import __version__
 from cnnlab.errors import CnnlabError
-from cnnlab.i18n import LANGS, N_, _, set_language
+from cnnlab.i18n import DEFAULT, LANGS, N_, _, set_language
 from cnnlab.i18n.argparse_words import in_language, pattern
 from cnnlab.options import check_command, did_you_mean
 
@@ -140,9 +140,11 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
         lang, command = scan(argv)
-        set_language(
-            lang if lang in LANGS else None
-        )  # a wrong --lang: argparse says so, in the env's language
+        try:  # a wrong --lang: argparse says so below, in the environment's language
+            set_language(lang if lang in LANGS else None)
+        except CnnlabError:  # a wrong CNNLAB_LANG: said in English
+            set_language(DEFAULT)
+            raise
         with in_language():
             parser = build_parser(command if command in COMMANDS else None)
             args = parser.parse_args(argv)

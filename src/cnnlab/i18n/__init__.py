@@ -25,18 +25,16 @@ environment gives (LANGUAGE, LC_ALL, LC_MESSAGES, LANG, in gettext's order; "ko_
 a block (the Python API's `lang=` arguments). The chapter's terms are in GLOSSARY.md beside this file.
 """
 
-import json
 import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
-from pathlib import Path
 
 from cnnlab.errors import CnnlabError
 
-HERE = Path(__file__).parent
+HERE = os.path.dirname(__file__)  # a str, not a Path: pathlib costs every command ~15 ms of imports
 LANGS = ("en", "ko")
 DEFAULT = "en"
 LOCALE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")  # gettext's order: the first set one wins
@@ -48,7 +46,10 @@ _block: ContextVar[str | None] = ContextVar("cnnlab_lang", default=None)  # usin
 @cache
 def catalog(lang: str) -> dict[str, dict[str, str]]:
     """The catalogue of `lang`: {"messages": {...}, "argparse": {...}, "page": {...}} (en: "page" only)."""
-    return json.loads((HERE / f"{check(lang)}.json").read_text(encoding="utf-8"))
+    import json  # only when a catalogue is read: English messages never need it
+
+    with open(os.path.join(HERE, f"{check(lang)}.json"), encoding="utf-8") as f:
+        return json.load(f)
 
 
 def check(lang: str) -> str:

@@ -18,9 +18,12 @@ import json
 import string
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
-from cnnlab.i18n import HERE, LANGS
+from cnnlab.i18n import HERE as FOLDER
+from cnnlab.i18n import LANGS
 
+HERE = Path(FOLDER)
 PACKAGE = HERE.parent
 MARKERS = {"_": (0,), "N_": (0,), "_n": (0,), "unknown": (0,), "unknown_error": (0,)}  # arg positions
 KEYWORDS = {"Rule": "what"}  # calls whose keyword argument is a message
@@ -56,9 +59,12 @@ def _literals(tree: ast.AST) -> Iterator[tuple[str, int, str | None]]:
                 yield kw.value.value, node.lineno, None
 
 
+PLURALS: dict[str, str] = {}  # singular msgid -> its English plural (filled as the source is walked)
+
+
 def code_messages() -> dict[str, list[str]]:
-    """{msgid: ["path:line", ...]} for every message of the package; plurals appear under their singular,
-    and their plural form under "(plural) msgid" so both can be checked for placeholders."""
+    """{msgid: ["path:line", ...]} for every message of the package; a plural is listed under its singular
+    (its English plural form goes to PLURALS, so both are checked for placeholders)."""
     found: dict[str, list[str]] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         where = path.relative_to(PACKAGE.parent).as_posix()
@@ -69,9 +75,6 @@ def code_messages() -> dict[str, list[str]]:
     for text in config_comments():
         found.setdefault(text, []).append("cnnlab/training/config.py (TrainConfig comment)")
     return found
-
-
-PLURALS: dict[str, str] = {}  # singular msgid -> its English plural, filled by code_messages()
 
 
 def config_comments() -> list[str]:
@@ -105,9 +108,11 @@ def percent_fields(text: str) -> list[str]:
     return sorted(re.findall(r"%(?:\(\w+\))?[rsd]", text))
 
 
-def problems(lang: str) -> dict[str, list[str]]:
-    """What is wrong with `lang`'s catalogue: missing, unused, empty, and placeholder mismatches."""
-    catalog = json.loads((HERE / f"{lang}.json").read_text(encoding="utf-8"))
+def problems(lang: str, catalog: dict | None = None) -> dict[str, list[str]]:
+    """What is wrong with `lang`'s catalogue (or `catalog`, read from it): missing, unused and empty
+    messages, and placeholders that differ from the English."""
+    if catalog is None:
+        catalog = json.loads((HERE / f"{lang}.json").read_text(encoding="utf-8"))
     messages, words = catalog.get("messages", {}), catalog.get("argparse", {})
     used = code_messages()
     report: dict[str, list[str]] = {"missing": [], "unused": [], "empty": [], "placeholders": []}
