@@ -21,15 +21,17 @@ from cnnlab.i18n import (
     _,
     _n,
     catalog,
+    columns,
     current,
     from_environment,
     normalize,
+    pad,
     page_catalogue,
     set_language,
     using,
 )
 from cnnlab.i18n import extract as ex
-from cnnlab.i18n.argparse_words import in_language
+from cnnlab.i18n.argparse_words import in_language, wrap
 from cnnlab.i18n.extract import HERE
 
 KO = {"CNNLAB_LANG": "", "LANGUAGE": "", "LC_ALL": "", "LC_MESSAGES": "", "LANG": "ko_KR.UTF-8"}
@@ -259,3 +261,9 @@ def test_argparse_speaks_korean_only_inside_the_block(korean):
         text = parser2.format_help()
     assert text.startswith("사용법: p [-h]") and "옵션:" in text and "이 도움말을 보여 주고 끝냅니다" in text
     assert argparse._ is gettext.gettext and parser.format_help().startswith("usage: p")
+
+
+def test_korean_help_is_wrapped_by_terminal_columns():
+    assert columns("합성곱 layer") == 12 and pad("층", 4) == "층  " and pad("층", 4, right=True) == "  층"
+    assert wrap("합성곱 층의 특성 맵 크기", 11) == ["합성곱 층의", "특성 맵", "크기"]  # 11, 7, 4 columns
+    assert wrap("averyveryverylongword x", 5) == ["averyveryverylongword", "x"]

@@ -10,7 +10,7 @@ import pytest
 from matplotlib import font_manager
 from matplotlib.ft2font import FT2Font
 
-from cnnlab.i18n import fonts, using
+from cnnlab.i18n import columns, fonts, using
 from cnnlab.inside import plots
 
 KO = {"CNNLAB_LANG": "", "LANGUAGE": "", "LC_ALL": "", "LC_MESSAGES": "", "LANG": "ko_KR.UTF-8"}
@@ -57,6 +57,8 @@ def test_help_is_korean_train_options_too(cli):
     assert "이미지 폴더:" in train and "클래스별로(층화)" in train  # a section and its note
     assert "이 도움말을 보여 주고 끝냅니다" in train
     assert "학습 세트를 도는 횟수" not in cli("train", "--help", "--lang", "en", env=KO).stdout
+    options = [line for line in train[train.index("\n\n") :].splitlines() if line.startswith(" ")]
+    assert max(columns(line) for line in options) <= 80  # Hangul takes two columns: wrapped by columns
 
 
 def test_argparse_errors_in_korean_keep_did_you_mean_and_exit_2(cli):

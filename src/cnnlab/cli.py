@@ -18,7 +18,7 @@ import sys
 from cnnlab import __version__
 from cnnlab.errors import CnnlabError
 from cnnlab.i18n import DEFAULT, LANGS, N_, _, set_language
-from cnnlab.i18n.argparse_words import in_language, pattern
+from cnnlab.i18n.argparse_words import HelpFormatter, in_language, pattern
 from cnnlab.options import check_command, did_you_mean
 
 DESCRIPTION = N_("Train, measure, look inside and serve convolutional image classifiers (CNNs).")
@@ -68,6 +68,10 @@ def scan(argv: list[str]) -> tuple[str | None, str | None]:
 class Parser(argparse.ArgumentParser):
     """argparse whose errors are one `cnnlab: error:` line with a "did you mean ...?" for a misspelt
     flag, command or choice (instead of the usage text and no suggestion)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)  # Korean help wrapped by terminal columns
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         hint, prog = suggestion(self, message)

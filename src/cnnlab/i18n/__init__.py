@@ -27,6 +27,7 @@ a block (the Python API's `lang=` arguments). The chapter's terms are in GLOSSAR
 
 import os
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -157,3 +158,14 @@ def argparse_word(msgid: str) -> str:
 def page_catalogue(lang: str) -> dict[str, str]:
     """The web page's strings by key (served as /i18n/LANG.json)."""
     return catalog(lang)["page"]
+
+
+def columns(text: str) -> int:
+    """Terminal columns `text` takes: Hangul (and every East Asian wide character) takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def pad(text: str, width: int, right: bool = False) -> str:
+    """`text` padded with spaces to `width` terminal columns (on the left with `right`): tables in Korean."""
+    fill = " " * max(width - columns(text), 0)
+    return fill + text if right else text + fill

@@ -4,6 +4,9 @@ argparse writes them through its module-level `_` and `ngettext` (gettext's, def
 at call time. `in_language()` points those two names at the catalogue's "argparse" section for the span
 of building and running a parser, and puts them back afterwards: nothing changes at import time, and a
 program that uses argparse itself after calling `cnnlab.cli.main()` gets argparse as it was.
+
+`HelpFormatter` wraps help text by terminal columns: a Hangul syllable takes two, which argparse's own
+textwrap (counting characters) does not know, so Korean help would run past the terminal's edge.
 """
 
 import argparse
@@ -11,7 +14,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from cnnlab.i18n import DEFAULT, argparse_word, current
+from cnnlab.i18n import DEFAULT, argparse_word, columns, current
 
 
 @contextmanager
@@ -38,3 +41,34 @@ def pattern(msgid: str, groups: dict[str, str]) -> re.Pattern:
         for conversion in ("r", "s") if name != "s" else ("",):
             text = text.replace(re.escape(field + conversion), group)
     return re.compile(text)
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """Words of `text` in lines of at most `width` terminal columns (a longer word gets a line of its own)."""
+    lines, line = [], ""
+    for word in text.split():
+        longer = f"{line} {word}" if line else word
+        if line and columns(longer) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = longer
+    return lines + [line] if line else lines
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, wrapping wide (Hangul) text by columns; text without any is wrapped as before."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        flat = self._whitespace_matcher.sub(" ", text).strip()
+        return super()._split_lines(text, width) if columns(flat) == len(flat) else wrap(flat, width)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        flat = self._whitespace_matcher.sub(" ", text).strip()
+        if columns(flat) == len(flat):
+            return super()._fill_text(text, width, indent)
+        return "\n".join(indent + line for line in wrap(flat, width - len(indent)))
+
+
+class RawDescriptionHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
+    """Description and epilog as written (line by line), option help wrapped by columns."""

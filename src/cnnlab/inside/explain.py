@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.i18n import N_, _, using
+from cnnlab.i18n.argparse_words import RawDescriptionHelpFormatter
 from cnnlab.inside import concepts as C
 from cnnlab.inside.activations import POOLS_AND_CONVS, size_formula, traced_layers
 from cnnlab.inside.explain_losses import explain_cross_entropy, explain_eval_drop, explain_softmax
@@ -292,7 +293,7 @@ TOPICS = {  # topic -> (function, its values, what it shows), for dispatch and -
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.formatter_class = RawDescriptionHelpFormatter  # the topics table as written; Korean help wrapped
     topics = "\n".join(f"  {name + ' ' + values:<30}{_(what)}" for name, (_f, values, what) in TOPICS.items())
     parser.epilog = _(
         "topics:\n{topics}\n\nWithout values a topic uses the chapter's numbers. Matrices: rows separated"

@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import sys
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import torch
 import torch.nn as nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.i18n import _, _n, using
+from cnnlab.i18n import _, _n, columns, pad, using
 from cnnlab.inside.sizes import layer_geometry
 from cnnlab.models import get_model, list_models
 
@@ -258,36 +257,25 @@ def _human_bytes(n: int) -> str:
     return f"{n / 1024**i:.2f} {units[i]}"
 
 
-def width(text: str) -> int:
-    """Columns `text` takes in a terminal: Hangul (and other East Asian wide characters) take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def pad(text: str, columns: int, right: bool = False) -> str:
-    """`text` padded with spaces to `columns` terminal columns (on the left with `right`)."""
-    fill = " " * max(columns - width(text), 0)
-    return fill + text if right else text + fill
-
-
 def format_table(name: str, s: Summary) -> str:
     rows = [
         (f"{layer.name} ({layer.type})", " x ".join(map(str, layer.output_shape)), layer.params, layer.macs)
         for layer in s.layers
     ]
     titles = _("Layer (type)"), _("Output shape"), _("Params"), _("MACs")
-    w0 = max([width(titles[0])] + [len(r[0]) for r in rows])
-    w1 = max([width(titles[1])] + [len(r[1]) for r in rows])
+    w0 = max([columns(titles[0])] + [len(r[0]) for r in rows])
+    w1 = max([columns(titles[1])] + [len(r[1]) for r in rows])
     head = (
         f"{pad(titles[0], w0)}  {pad(titles[1], w1)}  {pad(titles[2], 12, True)}  {pad(titles[3], 15, True)}"
     )
     lines = [
         _("{model} on {input}", model=name, input="x".join(map(str, s.input_shape))),
         head,
-        "-" * width(head),
+        "-" * columns(head),
     ]
     lines += [f"{a:<{w0}}  {b:<{w1}}  {p:>12,}  {m:>15,}" for a, b, p, m in rows]
     lines += [
-        "-" * width(head),
+        "-" * columns(head),
         _("Total params: {n:,}", n=s.params),
         _("Trainable params: {n:,}", n=s.trainable),
     ]
@@ -350,7 +338,7 @@ def run_models(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    w = max([len(r["name"]) for r in rows] + [width(_("Model"))])
+    w = max([len(r["name"]) for r in rows] + [columns(_("Model"))])
     print(
         _(
             "{input} input, {classes} classes, width {width}",
