@@ -7,9 +7,10 @@ knows (Debian's fonts-nanum or fonts-noto-cjk, as scanned into its font cache), 
 dependency of cnnlab). That package is never imported: its import changes matplotlib's global settings
 and needs distutils; only its font file is read, and registered with matplotlib's font manager.
 
-`picture_text()` wraps the building and the drawing of a picture: DejaVu Sans first (Latin text and
-digits look as they always did) and the Hangul font as matplotlib's fallback for the glyphs DejaVu lacks,
-through a temporary rc_context, so nothing global changes. With Korean and no such font at all, the
+`picture_text()` wraps the building and the drawing of a picture: the fonts set before (matplotlib's
+DejaVu Sans, unless a style changed it) come first, so Latin text and digits look as they always did, and
+the Hangul font is matplotlib's fallback for the glyphs they lack, through a temporary rc_context, so
+nothing global changes. With Korean and no such font at all, the
 picture's words fall back to English, with one warning per process.
 """
 
@@ -28,8 +29,6 @@ SYSTEM_FILES = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",  # Debian/Ubuntu fonts-noto-cjk
     "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",  # Arch, Fedora
 )
-LATIN = "DejaVu Sans"  # matplotlib's own default: English pictures stay pixel for pixel as they were
-
 _warned = False
 
 
@@ -78,7 +77,7 @@ def _fall_back_to_english() -> None:
 @contextmanager
 def picture_text() -> Iterator[str]:
     """Build or draw a picture inside this block: Hangul renders (yields the language of its words)."""
-    from matplotlib import rc_context
+    from matplotlib import rc_context, rcParams
 
     family = hangul_font()
     lang = current()
@@ -88,5 +87,6 @@ def picture_text() -> Iterator[str]:
         with using(DEFAULT):
             yield DEFAULT
         return
-    with rc_context({"font.family": [LATIN, family]}):
+    first = [f for f in rcParams["font.family"] if f != family]
+    with rc_context({"font.family": [*first, family]}):
         yield lang
