@@ -3,6 +3,7 @@ words and the one-line errors are Korean (same exit codes); --lang beats the env
 Hangul with a Hangul font and no "Glyph ... missing" warning, and fall back to English with one warning
 when no such font can be had."""
 
+import json
 import re
 import warnings
 
@@ -44,6 +45,16 @@ def test_summary_and_explain_in_korean_with_no_english_message_words(cli):
     assert "Total params: 123,222" in en and not HANGUL.search(en)
     ko = cli("--lang", "ko", "explain", "conv", env={"CNNLAB_LANG": "en"}).stdout  # before the command too
     assert "스트라이드 1, 패딩 0" in ko
+
+
+def test_explain_steps_in_korean_and_english(cli):
+    ko = cli("explain", "conv", "--padding", "1", "--lang", "ko").stdout
+    assert "스트라이드 1, 패딩 1" in ko and "특성 맵 (4x4)" in ko and "일치" in ko
+    assert "out[0,0] = " in ko  # the arithmetic itself reads the same in every language
+    en = cli("explain", "conv", "--padding", "1").stdout
+    assert "stride 1, padding 1" in en and "feature map (4x4)" in en
+    j = json.loads(cli("explain", "cross-entropy", "--json", env=KO).stdout)
+    assert j["result"][1] == pytest.approx(1.2040, abs=1e-4) and any("교차 엔트로피" in s for s in j["steps"])
 
 
 def test_help_is_korean_train_options_too(cli):
