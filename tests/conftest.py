@@ -10,6 +10,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CNNLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
+# The suite checks English text: a developer's Korean locale must not change what the CLI runs print (tests of
+# the language choice pass their own CNNLAB_LANG/LANG; an empty CNNLAB_LANG counts as unset).
+os.environ["CNNLAB_LANG"] = "en"
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs one pytest worker per core: one torch thread each (inherited by the CLI runs the tests
     # start), or every worker's OpenMP threads spin-wait for cores the other workers hold (BENCHMARKS.md:

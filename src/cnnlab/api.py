@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import check
 
 
 def train(config=None, /, **settings) -> dict:
@@ -78,10 +79,11 @@ def summary(
     classes: int = 10,
     width: float = 1.0,
     device: str = "cpu",
+    lang: str | None = None,
 ):
     """Layer table of a registry model name or any `nn.Module` for one C x H x W input: a `Summary` with
     output shapes, params, MACs and the formula check; `print()` it (or show it in Jupyter) for the table
-    `cnnlab summary` prints, `.to_json()` for its --json. `device="meta"` builds a named model without
+    `cnnlab summary` prints (in `lang`, "en" or "ko"; None: the current language), `.to_json()` for its --json. `device="meta"` builds a named model without
     memory or arithmetic (as `cnnlab models` does): same shapes and counts, even for VGG16; a module given
     as such runs on its own device."""
     from cnnlab.inside.summary import build, parse_input, summarize
@@ -95,4 +97,5 @@ def summary(
     else:
         result = summarize(model, shape)
         result.model = type(model).__name__
+    result.lang = None if lang is None else check(lang)
     return result

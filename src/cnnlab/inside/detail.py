@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 from cnnlab.inside.overview import Unit
 
 DECIMALS = 6
@@ -33,7 +34,9 @@ def _pair(v) -> list[int]:
 def _check_unit(unit: Unit, index: int) -> int:
     count = unit.output.shape[0]
     if not 0 <= index < count:
-        raise CnnlabError(f"unit {index} is outside {unit.name} (0..{count - 1})")
+        raise CnnlabError(
+            _("unit {index} is outside {layer} (0..{last})", index=index, layer=unit.name, last=count - 1)
+        )
     return index
 
 

@@ -97,20 +97,26 @@ def draw(result: dict, png: Path) -> None:
     from matplotlib.figure import Figure
 
     from cnnlab.checkpoint import atomic_write
+    from cnnlab.i18n import _
+    from cnnlab.i18n.fonts import picture_text
 
-    fig = Figure(figsize=(6, 4), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.plot(result["lrs"], result["losses"])
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("loss (smoothed)")
-    losses = result["losses"]
-    ax.set_ylim(min(losses) * 0.95, min(max(losses), 1.5 * losses[0]) * 1.02)  # the diverged tail off-scale
-    for key, colour in (("suggestion", "tab:red"), ("steepest", "tab:green")):
-        ax.axvline(result[key], color=colour, linestyle="--", label=f"{key} {result[key]:.2e}")
-    ax.legend()
-    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    with picture_text():  # Korean labels need a Hangul font (or fall back to English)
+        fig = Figure(figsize=(6, 4), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        ax.plot(result["lrs"], result["losses"])
+        ax.set_xscale("log")
+        ax.set_xlabel(_("learning rate"))
+        ax.set_ylabel(_("loss (smoothed)"))
+        losses = result["losses"]
+        ax.set_ylim(
+            min(losses) * 0.95, min(max(losses), 1.5 * losses[0]) * 1.02
+        )  # the diverged tail off-scale
+        labels = {"suggestion": _("suggestion {lr:.2e}"), "steepest": _("steepest {lr:.2e}")}
+        for key, colour in (("suggestion", "tab:red"), ("steepest", "tab:green")):
+            ax.axvline(result[key], color=colour, linestyle="--", label=labels[key].format(lr=result[key]))
+        ax.legend()
+        atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
 def add_arguments(p) -> None:
