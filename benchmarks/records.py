@@ -97,10 +97,12 @@ def main() -> None:
     p.add_argument("--long", action="store_true", help="also the 5-minute and 15-minute records")
     p.add_argument("--peers", action="store_true", help="also the chapter script and Lightning side by side")
     p.add_argument("--only", nargs="*", default=None, help="recipes to run (e.g. fast); default: all")
+    p.add_argument("--datasets", nargs="*", default=None, help="datasets to run (e.g. mnist); default: all")
     p.add_argument("extra", nargs="*", help="more `cnnlab train` flags for every run, after --")
     args = p.parse_args()
     records = RECORDS + (LONG if args.long else [])
     records = [r for r in records if args.only is None or r[1] in args.only]
+    records = [r for r in records if args.datasets is None or r[2] in args.datasets]
     print(f"machine: {machine()}\n")
     warm_up({r[2] for r in records})
     rows = [measure(r, args.extra) for r in records]
