@@ -13,8 +13,8 @@ BENCHMARKS.md and docs/speed.md (`python benchmarks/recipes.py`).
 |         |                | one epoch                                                                  |
 | best    | s2dnet x2      | >= 99.5% on MNIST in seconds: airbench-style BN net, translate             |
 |         |                | augmentation, label smoothing, EMA of weights, test-time augmentation     |
-|         |                | (Fashion-MNIST variant: + flips, more epochs)                              |
-| long    | fastnet-bn x1.5| the most accuracy in minutes: the `best` recipe on a 1.5x wider net, 10    |
+|         |                | (Fashion-MNIST variant: fastnet-bn, 4 epochs, + flips)                     |
+| long    | fastnet-bn x1.5| the most accuracy in minutes: `best`'s settings on a 1.5x wider fastnet-bn, |
 |         |                | epochs (MNIST >= 99.65% target); Fashion-MNIST variant: 20 epochs, flips   |
 
 `precision` "auto" uses bf16 on hardware that computes it natively, for the recipes in BF16_VERIFIED.
@@ -88,10 +88,11 @@ RECIPES: dict[str, dict] = {
         "eval_every": 0,
         "precision": "auto",
     },
-    # `best` on a 1.5x wider net (48-96-192 channels: 2.25x the multiply-adds) for 10 epochs, with a slower
-    # EMA (0.995) for the longer run: "wider nets only where the time allows". Measured in bf16 on MNIST
-    # (BENCHMARKS.md): 99.64/99.64% (seeds 1/2) in 260-267 s; width 1.0 for 12 epochs: 99.66/99.59/99.60% in
-    # 166 s; width 1.5 for 12 epochs: 99.66% (seed 1) in 315 s, over the 5-minute target.
+    # `best`'s settings as they were for fastnet-bn (lr 4e-3) on a 1.5x wider fastnet-bn (48-96-192 channels:
+    # 2.25x the multiply-adds) for 10 epochs, with a slower EMA (0.995) for the longer run: "wider nets
+    # only where the time allows". Measured in bf16 on MNIST (BENCHMARKS.md): 99.64/99.64% (seeds 1/2) in
+    # 260-267 s; width 1.0 for 12 epochs: 99.66/99.59/99.60% in 166 s; width 1.5 for 12 epochs: 99.66%
+    # (seed 1) in 315 s, over the 5-minute target.
     "long": {
         "model": "fastnet-bn",
         "width": 1.5,
