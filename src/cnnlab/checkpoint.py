@@ -195,3 +195,23 @@ def as_loaded(checkpoint: "str | Path | tuple[nn.Module, dict]") -> tuple[nn.Mod
     if isinstance(checkpoint, tuple):
         return checkpoint
     return load_checkpoint(checkpoint)
+
+
+def run_model(name: str) -> dict | None:
+    """Where a command takes a model name, a run folder (runs/latest) or checkpoint file works too:
+    {"model", "kwargs", "shape", "classes", "width", "source"} read from its metadata (no weights loaded);
+    None when `name` is no path (then it is a registry name)."""
+    p = Path(name)
+    if not (p.is_dir() or (p.is_file() and p.suffix in (".safetensors", ".json"))):
+        return None
+    path = resolve(p)
+    meta = read_sidecar(p) if p.suffix == ".json" else read_meta(path)
+    kwargs = dict(meta["model_kwargs"])
+    return {
+        "model": meta["model"],
+        "kwargs": kwargs,
+        "shape": tuple(meta["input_shape"]),
+        "classes": list(meta["classes"]),
+        "width": float(kwargs.get("width", 1.0)),
+        "source": str(path),
+    }
