@@ -23,6 +23,7 @@ RESUME_FREE = {
     "data_dir",
     "tensorboard",
     "eval_batch_size",
+    "eval_every",
 }
 # Run length (--epochs, --max-steps) may grow on resume when the schedule does not depend on it
 # (constant; step's /10 drops move to 1/3 and 2/3 of the new length); one-cycle and cosine are
