@@ -5,6 +5,7 @@ command prints exactly one JSON value on stdout and sends human text to stderr.
 """
 
 import argparse
+import errno
 import gc
 import importlib
 import os
@@ -32,6 +33,37 @@ COMMANDS = {
     "serve": ("cnnlab.serve.app", "web page + prediction API for a checkpoint"),
     "export": ("cnnlab.export", "export a checkpoint to ONNX and check it with onnxruntime"),
 }
+
+
+def json_text(value) -> str:
+    """The one JSON value a `--json` command prints, strict: NaN and Infinity are not JSON (a bare NaN
+    breaks every parser but Python's), so a non-finite number is one error line naming where it is."""
+    import json
+
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        from cnnlab.checkpoint import EXIT_BAD_CHECKPOINT  # torch is loaded by now: the result came from it
+
+        raise CnnlabError(
+            f"the result is not finite at {_non_finite(value) or '?'} (NaN or infinity, which JSON cannot "
+            "hold): the model's outputs are not finite numbers",
+            EXIT_BAD_CHECKPOINT,
+        ) from None
+
+
+def _non_finite(value, where: str = "") -> str | None:
+    """The path ("[0].probabilities[3]") of the first NaN/inf in a JSON-able value, None if there is none."""
+    import math
+
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where or "the top"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _non_finite(v, f"{where}.{k}" if isinstance(k, str) else f"{where}[{k}]")
+        if found:
+            return found.lstrip(".")
+    return None
 
 
 def _module(name: str):
@@ -113,6 +145,12 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # last resort: one readable line; CNNLAB_DEBUG=1 shows the traceback
         if os.environ.get("CNNLAB_DEBUG"):
             raise
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:  # a write outside atomic_write (metrics.csv)
+            from cnnlab.checkpoint import EXIT_OUT_FULL
+
+            where = f" ({e.filename})" if e.filename else ""
+            print(f"cnnlab: error: disk full{where}: {e.strerror}", file=sys.stderr)
+            sys.exit(EXIT_OUT_FULL)
         print(
             f"cnnlab: unexpected error: {type(e).__name__}: {e} (set CNNLAB_DEBUG=1 for a traceback)",
             file=sys.stderr,

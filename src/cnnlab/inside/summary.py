@@ -224,7 +224,7 @@ def add_summary_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _human_bytes(n: int) -> str:
-    units = ("B", "KiB", "MiB", "GiB")
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
     i = min(len(units) - 1, int(math.log(max(n, 1), 1024)))
     return f"{n / 1024**i:.2f} {units[i]}"
 
@@ -251,8 +251,46 @@ def format_table(name: str, s: Summary) -> str:
     return "\n".join(lines)
 
 
+def memory_needed(name: str, shape: Shape, classes: int = 10, width: float = 1.0) -> int:
+    """Bytes that building `name` for `shape` and running one sample through it on the CPU take at least,
+    worked out on the meta device (shapes only, nothing allocated): the weights, the input, and 4 times
+    the largest layer output (a no-grad forward holds a layer's input and output, plus a residual or
+    the branches of a concatenation)."""
+    model = build(name, shape, classes, width, device="meta")
+    s = summarize(model, shape)
+    tensors = [*model.parameters(), *model.buffers()]
+    weights = sum(t.numel() * t.element_size() for t in tensors)
+    largest = max((math.prod(layer.output_shape) for layer in s.layers), default=0)
+    return weights + 4 * (math.prod(shape) + 4 * largest)  # float32
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give a process now (Linux MemAvailable), None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(name: str, shape: Shape, classes: int, width: float) -> None:
+    """Refuse (exit 2) a summary whose weights and activations could not fit in memory, before allocating
+    any of them (`--input 1x99999x99999` would otherwise ask the allocator for terabytes)."""
+    need, have = memory_needed(name, shape, classes, width), available_memory()
+    if have is not None and need > have:
+        raise CnnlabError(
+            f"--input {'x'.join(map(str, shape))}: {name} would need at least {_human_bytes(need)} of memory "
+            f"for its weights and one sample's activations; {_human_bytes(have)} is available. Use a smaller "
+            "--input (`cnnlab models --input ...` counts params and MACs without allocating)"
+        )
+
+
 def run_summary(args: argparse.Namespace) -> int:
     shape = parse_input(args.input)
+    check_memory(args.model, shape, args.classes, args.width)  # on the meta device: nothing allocated yet
     model = build(args.model, shape, args.classes, args.width)
     s = summarize(model, shape)
     if args.json:
