@@ -1,5 +1,6 @@
-"""Run folders: numbered folders + runs/latest without --out, the O_EXCL lock against a second concurrent
-run, stale locks, and resuming: settings from state.pt, extending a finished run where the schedule allows."""
+"""Run folders: numbered folders + runs/latest without --out, the flock lock against a second concurrent
+run, stale locks (also raced for by several processes), and resuming: settings from state.pt, extending a
+finished run where the schedule allows."""
 
 import json
 import os

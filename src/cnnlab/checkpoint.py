@@ -119,13 +119,14 @@ def atomic_write(path: Path, write) -> None:
     is exit 5 whichever writer found it: an OSError (ENOSPC), safetensors' "os error 28", or torch.save's
     "unexpected pos" (which names no errno: the folder's free space then tells); the file that was there
     before is untouched, and the temp file is removed."""
-    path = output_file(path)
+    path = Path(path)
+    target = output_file(path)  # a link's target; messages name the path as given
     try:
-        kept_mode = stat.S_IMODE(os.stat(path).st_mode)
+        kept_mode = stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
         kept_mode = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as e:  # missing or read-only folder
         raise CnnlabError(f"cannot write {path}: {e.strerror or e}", _write_exit(e)) from None
     os.close(fd)
@@ -135,12 +136,12 @@ def atomic_write(path: Path, write) -> None:
             os.chmod(tmp, kept_mode)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
         raise CnnlabError(f"cannot write {path}: {e.strerror or e}", _write_exit(e)) from None
     except (SafetensorError, RuntimeError) as e:  # writers that wrap the OSError in their own type
-        full = disk_full(e, path.parent)
+        full = disk_full(e, target.parent)
         Path(tmp).unlink(missing_ok=True)
         if not full:
             raise
@@ -300,7 +301,12 @@ def check_tensors(state: dict, source, own: dict | None = None) -> None:
                 "not weights this model can use",
                 EXIT_BAD_CHECKPOINT,
             )
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        # min and max carry a NaN or an inf: one pass with no tensor-sized temporary (isfinite() makes one)
+        if (
+            t.is_floating_point()
+            and t.numel()
+            and not bool(torch.isfinite(torch.stack(torch.aminmax(t))).all())
+        ):
             bad = int((~torch.isfinite(t)).sum())
             raise CnnlabError(
                 f"{source}: tensor {name!r} holds {bad} NaN/inf value(s) of {t.numel()}: damaged weights",
@@ -311,7 +317,8 @@ def check_tensors(state: dict, source, own: dict | None = None) -> None:
 def mismatch(own: dict, state: dict, show: int = 3) -> str:
     """What keeps `state` from loading into a model whose state dict is `own`, in one short line that
     names a few keys and counts the rest ("" when it fits); PyTorch's own message lists every key."""
-    missing = [k for k in own if k not in state]
+    # BatchNorm fills in a missing step counter itself (files from before PyTorch 0.4.1 lack it)
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     extra = [k for k in state if k not in own]
     shapes = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
     parts = []
