@@ -58,13 +58,13 @@ def one_line_error(proc, code: int, text: str) -> None:
 # ---- export onto the run it reads ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["best.safetensors", "state.pt"])
-def test_export_onto_its_own_run_is_refused_and_the_run_still_evaluates(cli, copy, name):
+def test_export_onto_its_own_run_is_refused_and_the_run_still_evaluates(cli, copy):
     """The issue: `export RUN RUN/best.safetensors` exited 0 and left an ONNX file where the checkpoint was
     (eval: exit 7); over state.pt, --resume then called the ONNX file malicious."""
     before = contents(copy)
-    proc = cli("export", str(copy), str(copy / name), check=False)
-    one_line_error(proc, 2, "is read by this command")
+    for name in ("best.safetensors", "state.pt"):
+        proc = cli("export", str(copy), str(copy / name), check=False)
+        one_line_error(proc, 2, "is read by this command")
     assert contents(copy) == before
     assert cli("eval", str(copy), "--json").returncode == 0
     assert cli("eval", str(copy / "state.pt"), "--json").returncode == 0
@@ -115,11 +115,21 @@ def test_a_dangling_link_is_not_written_through(tmp_path):
 # ---- special files: refused, never replaced ----------------------------------------------------------------
 
 
-def test_dev_full_is_refused_and_stays_a_device(cli, run):
-    """As root, export's atomic rename replaced /dev/full by a plain file."""
-    proc = cli("export", str(run), "/dev/full", check=False)
+def test_a_device_is_refused_and_stays_a_device(cli, run, tmp_path):
+    """As root, export's atomic rename replaced /dev/full by a plain file. The CLI is pointed at a private
+    twin of /dev/full made here (a test that failed on /dev/full itself would destroy it)."""
+    from cnnlab.checkpoint import output_file
+
+    with pytest.raises(CnnlabError, match="not a regular file"):
+        output_file("/dev/full")  # checked only: nothing is written
+    device = tmp_path / "full"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+    except OSError as e:
+        pytest.skip(f"cannot make a device node here ({e.strerror}): needs root")
+    proc = cli("export", str(run), str(device), check=False)
     one_line_error(proc, 2, "not a regular file")
-    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    assert stat.S_ISCHR(os.stat(device).st_mode)
 
 
 def test_fifos_sockets_and_folders_are_refused_by_every_writer(tmp_path):

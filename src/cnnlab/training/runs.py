@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import sys
+import time
 from pathlib import Path
 
 from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE, EXIT_RUN_EXISTS, RUN_RECORDS
@@ -119,7 +120,7 @@ def claim(out: Path) -> None:
             ) from None
         if _names(fd, lock):
             me = f"{socket.gethostname()} {os.getpid()}\n".encode()
-            os.pwrite(fd, me, 0)  # one write, then cut: a reader sees the old or the new owner, never ""
+            os.pwrite(fd, me, 0)  # in place, then cut: an old lock file never reads as empty
             os.ftruncate(fd, len(me))
             _held[lock] = fd
             remove_stale_temps(out)
@@ -139,13 +140,17 @@ def _names(fd: int, path: Path) -> bool:
 
 
 def _owner(lock: Path) -> str:
-    """'pid N' (or 'host H, pid N') of the live run holding `lock`, from what it wrote there."""
-    try:
-        host, pid = lock.read_text().split()
-        int(pid)
-    except (OSError, ValueError):
-        return "owner unknown"  # a lock file from another program, or being written right now
-    return f"pid {pid}" if host == socket.gethostname() else f"host {host}, pid {pid}"
+    """'pid N' (or 'host H, pid N') of the live run holding `lock`, from what it wrote there (a holder that
+    just created the file writes it a moment after taking the lock: wait a little for it)."""
+    for _ in range(20):
+        try:
+            host, pid = lock.read_text().split()
+            int(pid)
+        except (OSError, ValueError):
+            time.sleep(0.01)
+            continue
+        return f"pid {pid}" if host == socket.gethostname() else f"host {host}, pid {pid}"
+    return "owner unknown"  # a lock file written by another program
 
 
 def remove_stale_temps(out: Path) -> list[str]:
