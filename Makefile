@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: setup demo test test-all lint format clean
+.PHONY: setup demo test test-all lint format i18n clean
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,11 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 	$(VENV)/bin/ruff format src tests benchmarks
+
+# the Korean catalogue against the code: missing messages, unused ones, placeholders that differ
+# (I18N_FLAGS=--write adds the missing ids with "" to fill in and drops the unused ones)
+i18n: setup
+	$(PY) -m cnnlab.i18n.extract $(I18N_FLAGS)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

@@ -10,6 +10,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CNNLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
+# The suite checks English text: a developer's Korean locale must not change what the CLI runs print (tests of
+# the language choice pass their own CNNLAB_LANG/LANG; an empty CNNLAB_LANG counts as unset).
+os.environ["CNNLAB_LANG"] = "en"
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs one pytest worker per core: one torch thread each (inherited by the CLI runs the tests
     # start), or every worker's OpenMP threads spin-wait for cores the other workers hold (BENCHMARKS.md:
@@ -62,14 +66,18 @@ MNIST_META = {
 }
 
 
-def untrained_checkpoint(stem: Path, name: str = "chapter-cnn", width: float = 1.0) -> Path:
-    """An untrained 1x28x28 checkpoint saved as `cnnlab train` does; tests of plumbing need no training."""
+def untrained_checkpoint(
+    stem: Path, name: str = "chapter-cnn", width: float = 1.0, classes: list[str] | None = None
+) -> Path:
+    """An untrained 1x28x28 checkpoint saved as `cnnlab train` does; tests of plumbing need no training.
+    `classes` replaces MNIST's digit names (and sets the number of outputs)."""
     import torch
 
     from cnnlab.checkpoint import save_checkpoint
     from cnnlab.models import get_model
 
     torch.manual_seed(0)
-    kwargs = {"num_classes": 10, "in_channels": 1, "input_size": 28, "width": width}
+    meta = {**MNIST_META, "classes": classes or MNIST_META["classes"]}
+    kwargs = {"num_classes": len(meta["classes"]), "in_channels": 1, "input_size": 28, "width": width}
     model = get_model(name, **kwargs).eval()
-    return save_checkpoint(stem, model, {"model": name, "model_kwargs": kwargs, **MNIST_META})
+    return save_checkpoint(stem, model, {"model": name, "model_kwargs": kwargs, **meta})

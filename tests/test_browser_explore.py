@@ -135,7 +135,7 @@ def test_korean(browser, digit_server):
     assert "한눈에" in page.text_content("#overview-title") and "파라미터" in page.text_content("#model-info")
     drawn(page)
     kinds = page.eval_on_selector_all("#columns .col-kind", "k => k.map(e => e.textContent)")
-    assert kinds[:2] == ["합성곱", "ReLU"] and kinds[-1] == "소프트맥스"
+    assert kinds[:2] == ["합성곱", "렐루"] and kinds[-1] == "소프트맥스"
     page.select_option("#lang", "en")
     page.wait_for_function(
         "() => document.getElementById('overview-title').textContent.startsWith('Overview')"

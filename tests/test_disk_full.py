@@ -146,7 +146,7 @@ def test_enospc_outside_atomic_write_is_exit_5_in_one_line(monkeypatch, capsys):
         cli.main(["eval", "runs/x"])
     assert e.value.code == EXIT_OUT_FULL
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["cnnlab: error: disk full (runs/x/metrics.csv): No space left on device"]
+    assert err == ["cnnlab: error: cannot write runs/x/metrics.csv: No space left on device"]
 
 
 # ---- a run whose disk fills up mid-way ------------------------------------------------------------------------

@@ -139,10 +139,18 @@ def test_given_split_layout_and_colour(tmp_path, digits):
     # tint one image so the folder is no longer all grey
     p = next((tmp_path / "d" / "train" / "0").glob("*.png"))
     Image.new("RGB", (28, 28), (255, 0, 0)).save(p)
+    # digits by name, and nearly all grey: handwriting (one channel); the red square has no ink: skipped
     data = load_dataset(str(tmp_path / "d"))
+    assert data.shape == (1, 28, 28) and data.preprocess == "digit" and data.orientation_sensitive
+    assert (len(data.train_y), len(data.val_y), len(data.test_y)) == (79, 20, 20)
+    assert data.source.skipped == [(str(p.relative_to(tmp_path / "d")), "blank: no ink found")]
+    # read as photos, one colour image makes the folder RGB
+    data = load_dataset(str(tmp_path / "d"), options=FolderOptions(preprocess="photo"))
     assert data.shape == (3, 28, 28) and data.preprocess == "photo" and not data.orientation_sensitive
     assert (len(data.train_y), len(data.val_y), len(data.test_y)) == (80, 20, 20)
-    one = load_dataset(str(tmp_path / "d"), options=FolderOptions(channels=1, image_size=16))
+    one = load_dataset(
+        str(tmp_path / "d"), options=FolderOptions(channels=1, image_size=16, preprocess="photo")
+    )
     assert one.shape == (1, 16, 16)
     # the valid/ folder is the validation set: a fraction on top would be silently ignored, so it is refused
     with pytest.raises(CnnlabError, match=r"--val-split 0.1: .* has its own val/ folder.*drop --val-split"):
@@ -187,12 +195,13 @@ def test_saved_split_is_reused_for_evaluation(folder, tmp_path):
 
 def test_a_changed_file_is_decoded_again(folder):
     root, _ = folder
-    a = load_dataset(str(root), options=FolderOptions(test_split=0.5))
+    opts = FolderOptions(test_split=0.5, preprocess="photo")  # as photos: a white image is no blank digit
+    a = load_dataset(str(root), options=opts)
     i = next(i for i, f in enumerate(a.test_files) if f.endswith(".png") and "broken" not in f)
     name, label = a.test_files[i], int(a.test_y[i])
     assert int(a.test_x[i].min()) == 0  # a digit: black background
     Image.new("L", (28, 28), 255).save(root / name)  # same path, new content (and size, mtime)
-    b = load_dataset(str(root), options=FolderOptions(test_split=0.5))
+    b = load_dataset(str(root), options=opts)
     row = b.test_files.index(name)
     assert int(b.test_y[row]) == label and int(b.test_x[row].min()) == 255
 

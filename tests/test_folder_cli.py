@@ -102,7 +102,7 @@ def photo_run(tmp_path_factory, env):
     x, y = mnist_sample_test(6)
     big = np.stack([np.asarray(Image.fromarray(a).resize((40, 48))) for a in x])
     make_folder(base / "data", big, y, NAMES, ("jpeg-RGB",), junk=False)
-    run_cli("train", "--dataset", str(base / "data"), "--channels", "3", "--image-size", "32", "--classes", ",".join(NAMES),
+    run_cli("train", "--dataset", str(base / "data"), "--preprocess", "photo", "--channels", "3", "--image-size", "32", "--classes", ",".join(NAMES),
             "--max-steps", "2", "--epochs", "1", "--out", str(base / "run"), env=env)  # fmt: skip
     return base / "data", base / "run"
 

@@ -199,3 +199,33 @@ class _PaddedConv(nn.Conv2d):
 def test_formula_mismatch_is_reported():
     summary = summarize(nn.Sequential(_PaddedConv(1, 2, 3)), (1, 8, 8))
     assert summary.mismatches == ["layer '0': formula gives [2, 6, 6], forward gave [2, 8, 8]"]
+
+
+def test_registry_is_complete_for_threads_asking_at_once():
+    """Several threads building models on a fresh registry all see every family (the server builds in
+    worker threads): none gets 'unknown model' from a half-finished import."""
+    import importlib
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cnnlab.models as registry
+
+    saved = {k: v for k, v in sys.modules.items() if k.startswith("cnnlab.models.")}
+    for name in saved:
+        del sys.modules[name]
+    state = (dict(registry._REGISTRY), dict(registry._ALIASES), registry._loaded)
+    registry._REGISTRY.clear()
+    registry._ALIASES.clear()
+    registry._loaded = False
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            found = list(pool.map(lambda _: len(registry.list_models()), range(8)))
+        assert len(set(found)) == 1 and found[0] == len(state[0])
+    finally:
+        registry._REGISTRY.clear()
+        registry._REGISTRY.update(state[0])
+        registry._ALIASES.clear()
+        registry._ALIASES.update(state[1])
+        registry._loaded = state[2]
+        sys.modules.update(saved)
+        importlib.invalidate_caches()

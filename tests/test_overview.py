@@ -120,3 +120,37 @@ def test_deep_models_show_stages_and_blocks(name, blocks):
         d = detail(u, 1)
         ours = C.conv2d(np.array(d["input"]), np.array(d["kernel"])[None], np.array([d["bias"]]), padding=1)
         np.testing.assert_allclose(ours[0], d["output"], atol=1e-4)
+
+
+def test_relu_after_a_fully_connected_layer_shows_its_vector(chapter):
+    _, _, units = chapter
+    d = detail(by_name(units, "fc_layer.1"), 7)  # a 1-D ReLU: once a pair of scalars the page could not draw
+    assert d["kind"] == "relu" and d["unit"] == 7 and len(d["input"]) == len(d["output"]) == 100
+    np.testing.assert_allclose(C.relu(np.array(d["input"])), d["output"], atol=1e-6)
+    assert min(d["input"]) < 0
+
+
+def test_batchnorm_adaptive_pool_and_block_details():
+    torch.manual_seed(0)
+    model = get_model("resnet18", in_channels=1, input_size=28, width=0.125).eval()
+    bn = model.bn1
+    with torch.no_grad():  # trained-looking statistics, so the formula has something to do
+        for t, lo, hi in (
+            (bn.running_mean, -1, 1),
+            (bn.running_var, 0.2, 3),
+            (bn.weight, 0.5, 2),
+            (bn.bias, -1, 1),
+        ):
+            t.uniform_(lo, hi)
+    units = trace_units(model, torch.randn(1, 28, 28))
+    d = detail(by_name(units, "bn1"), 3)
+    x = np.array(d["input"])
+    ours = (x - d["mean"]) / np.sqrt(d["var"] + d["eps"]) * d["weight"] + d["bias"]
+    assert d["kind"] == "batchnorm"
+    np.testing.assert_allclose(ours, d["output"], atol=1e-4)
+    d = detail(by_name(units, "avgpool"), 5)  # adaptive 4x4 -> 1x1: a 4x4 window, stride 4
+    assert d["kind"] == "avgpool" and d["kernel"] == d["stride"] == [4, 4] and d["padding"] == [0, 0]
+    np.testing.assert_allclose(C.avg_pool2d(np.array(d["input"])[None], 4, 4)[0], d["output"], atol=1e-6)
+    # a residual block keeps its shape, but its map i mixes every map that went in: no "before and after"
+    d = detail(by_name(units, "layer1.0"), 0)
+    assert d["kind"] == "map" and "input" not in d

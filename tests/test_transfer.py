@@ -190,7 +190,7 @@ def test_lr_find_cli(cli, tmp_path):
 def test_pretrained_imagenet_weights_bring_their_normalisation(monkeypatch, tmp_path):
     from cnnlab.data import Dataset
     from cnnlab.models import weights as W
-    from cnnlab.training.loop import build_model, checkpoint_meta
+    from cnnlab.training.start import build_model, checkpoint_meta
 
     kw = {"num_classes": 1000, "in_channels": 3, "input_size": 72, "width": 0.25}
     state = get_model("resnet18", **kw).state_dict()
@@ -225,3 +225,23 @@ def test_probe_without_weights_is_refused():
     cfg.finetune = "probe"  # set after the checks: train_probe refuses it too
     with pytest.raises(CnnlabError, match="needs weights"):
         train_probe(cfg)
+
+
+def test_classifier_rows_follow_the_class_names():
+    """Weights for classes [cat, dog, 7] on a run for [seven, cat]: no new head; each output is the source's
+    output for the class of the same name ('7' and 'seven' are one class)."""
+    from cnnlab.models.adapt import class_map, load_into
+    from cnnlab.models.weights import Weights
+
+    torch.manual_seed(0)
+    kw = {"in_channels": 1, "input_size": 28, "width": 0.5}
+    source = get_model("fastnet", num_classes=3, **kw).eval()
+    target = get_model("fastnet", num_classes=2, **kw).eval()
+    w = Weights(source.state_dict(), "run", ["cat", "dog", "7"], {}, "cnnlab", "fastnet")
+    fresh, notes = load_into(target, w, ["seven", "cat"], "fastnet")
+    assert fresh == set() and "mapped to yours by name (seven=7, cat)" in notes[0]
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(target(x), source(x)[:, [2, 0]])
+    assert class_map(["a", "b"], ["a", "c"]) is None  # a class the weights do not know: a new head
+    assert class_map(["1", "one"], ["one"]) is None  # ambiguous

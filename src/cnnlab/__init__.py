@@ -23,6 +23,7 @@ _API = {
     "evaluate": "cnnlab.api",
     "predict": "cnnlab.api",
     "summary": "cnnlab.api",
+    "explain": "cnnlab.inside.explain",
     "plot_curves": "cnnlab.inside.pictures",
     "plot_confusion": "cnnlab.inside.pictures",
     "plot_top_losses": "cnnlab.inside.pictures",
@@ -32,6 +33,7 @@ _API = {
     "plot_gradcam": "cnnlab.inside.pictures",
     "gradcam_for": "cnnlab.inside.gradcam",
     "CnnlabError": "cnnlab.errors",
+    "set_language": "cnnlab.i18n",
 }
 __all__ = list(_API)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import check
 
 
 def train(config=None, /, **settings) -> dict:
@@ -15,8 +16,9 @@ def train(config=None, /, **settings) -> dict:
 
     Pass a `TrainConfig`, or its fields as keyword arguments (`cnnlab.train(dataset="mnist-sample",
     epochs=2, out="runs/nb")`), or both (keywords override the config's fields). Keywords behave exactly
-    like the CLI's flags: defaults are the chapter's experiment, `recipe="fast"` applies a recipe under
-    them and `resume=True` continues the run in `out`. Progress is printed; bad settings raise CnnlabError.
+    like the CLI's flags: defaults are the chapter's experiment (a folder of your own images gets settings
+    for its size unless a recipe is named), `recipe="fast"` applies a recipe under them and `resume=True`
+    continues the run in `out`. Progress is printed; bad settings raise CnnlabError.
     `deterministic=True` and `threads=N` change torch's global settings in this process, as in the CLI.
     """
     from cnnlab.training.cli import config_from_args
@@ -27,13 +29,15 @@ def train(config=None, /, **settings) -> dict:
     unknown = sorted(set(settings) - names)
     if unknown:
         raise CnnlabError(f"unknown TrainConfig field(s): {', '.join(unknown)}; see cnnlab.TrainConfig")
+    given = None  # a TrainConfig is taken as it is; keywords are like flags (a folder fills the rest)
     if config is None:
         cfg = config_from_args(SimpleNamespace(**{name: settings.get(name) for name in names}))
+        given = {name for name, value in settings.items() if value is not None}
     elif isinstance(config, TrainConfig):
         cfg = replace(config, **settings)
     else:
         raise CnnlabError(f"train() takes a TrainConfig or keyword arguments, not {type(config).__name__}")
-    return run_training(cfg)
+    return run_training(cfg, given=given)
 
 
 def evaluate(
@@ -75,10 +79,11 @@ def summary(
     classes: int = 10,
     width: float = 1.0,
     device: str = "cpu",
+    lang: str | None = None,
 ):
     """Layer table of a registry model name or any `nn.Module` for one C x H x W input: a `Summary` with
     output shapes, params, MACs and the formula check; `print()` it (or show it in Jupyter) for the table
-    `cnnlab summary` prints, `.to_json()` for its --json. `device="meta"` builds a named model without
+    `cnnlab summary` prints (in `lang`, "en" or "ko"; None: the current language), `.to_json()` for its --json. `device="meta"` builds a named model without
     memory or arithmetic (as `cnnlab models` does): same shapes and counts, even for VGG16; a module given
     as such runs on its own device."""
     from cnnlab.inside.summary import build, parse_input, summarize
@@ -92,4 +97,5 @@ def summary(
     else:
         result = summarize(model, shape)
         result.model = type(model).__name__
+    result.lang = None if lang is None else check(lang)
     return result

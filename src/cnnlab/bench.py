@@ -28,6 +28,8 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
+from cnnlab.models import get_model
 from cnnlab.options import unknown_error
 
 DEFAULT_WIDTH = 0.25  # every registered model at a small width keeps the default run short
@@ -35,26 +37,39 @@ DEFAULT_INPUT = "1x28x28"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("models", nargs="*", metavar="MODEL", help="registry names (default: every model)")
     p.add_argument(
-        "--input", default=DEFAULT_INPUT, metavar="CxHxW", help=f"input shape (default {DEFAULT_INPUT})"
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help=_("registry names (default: every model), or run folders / checkpoints: their model and input"),
     )
-    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     p.add_argument(
-        "--width", type=float, default=DEFAULT_WIDTH, help=f"width multiplier (default {DEFAULT_WIDTH})"
+        "--input",
+        default=DEFAULT_INPUT,
+        metavar="CxHxW",
+        help=_("input shape (default {default})", default=DEFAULT_INPUT),
     )
-    p.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
-    p.add_argument("--repeats", type=int, default=5, help="timed steps; the median is reported (default 5)")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: PyTorch's)")
-    p.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="keep NCHW")
+    p.add_argument("--batch-size", type=int, default=64, help=_("batch size (default 64)"))
+    p.add_argument(
+        "--width",
+        type=float,
+        default=DEFAULT_WIDTH,
+        help=_("width multiplier (default {default})", default=DEFAULT_WIDTH),
+    )
+    p.add_argument("--classes", type=int, default=10, help=_("number of classes (default 10)"))
+    p.add_argument("--warmup", type=int, default=2, help=_("untimed steps first (default 2)"))
+    p.add_argument(
+        "--repeats", type=int, default=5, help=_("timed steps; the median is reported (default 5)")
+    )
+    p.add_argument("--threads", type=int, default=0, help=_("torch intra-op threads (default: PyTorch's)"))
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false", help=_("keep NCHW"))
     p.add_argument(
         "--precision",
         choices=("both", "fp32"),
         default="both",
-        help="both: fp32 and bf16 autocast (default); fp32: fp32 only",
+        help=_("both: fp32 and bf16 autocast (default); fp32: fp32 only"),
     )
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--json", action="store_true", help=_("one JSON object on stdout"))
 
 
 def sgemm_peak(threads: int | None = None, n: int = 2048, repeats: int = 5) -> float:
@@ -69,7 +84,7 @@ def sgemm_peak(threads: int | None = None, n: int = 2048, repeats: int = 5) -> f
         a, b = torch.randn(n, n), torch.randn(n, n)
         c = torch.empty(n, n)
         torch.mm(a, b, out=c)
-        best = min(_time(lambda: torch.mm(a, b, out=c)) for _ in range(repeats))
+        best = min(_time(lambda: torch.mm(a, b, out=c)) for _repeat in range(repeats))
     finally:
         torch.set_num_threads(before)
     return threads * 2 * n**3 / best / 1e9
@@ -82,9 +97,9 @@ def _time(fn) -> float:
 
 
 def median_time(fn, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
+    for _step in range(warmup):
         fn()
-    return statistics.median(_time(fn) for _ in range(max(repeats, 1)))
+    return statistics.median(_time(fn) for _repeat in range(max(repeats, 1)))
 
 
 def count_flops(fn) -> int:
@@ -94,12 +109,13 @@ def count_flops(fn) -> int:
 
 
 def _model_and_input(
-    name: str, shape: tuple[int, int, int], args
+    name: str, shape: tuple[int, int, int], args, kwargs: dict | None = None
 ) -> tuple[nn.Module, torch.Tensor, int, int]:
-    """(model, batch, params, forward MACs per image) for registry model `name`."""
+    """(model, batch, params, forward MACs per image) for registry model `name` (built with a run's own
+    `kwargs` when given)."""
     from cnnlab.inside.summary import build, summarize
 
-    model = build(name, shape, args.classes, args.width)
+    model = get_model(name, **kwargs) if kwargs else build(name, shape, args.classes, args.width)
     s = summarize(model, shape)
     x = torch.randn(args.batch_size, *shape)
     if args.channels_last:
@@ -132,9 +148,11 @@ def _steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
     return train_step, infer_step
 
 
-def bench_model(name: str, shape: tuple[int, int, int], args, peak: float) -> dict:
-    model, x, params, macs = _model_and_input(name, shape, args)
-    y = torch.randint(0, args.classes, (len(x),))
+def bench_model(
+    name: str, shape: tuple[int, int, int], args, peak: float, kwargs: dict | None = None
+) -> dict:
+    model, x, params, macs = _model_and_input(name, shape, args, kwargs)
+    y = torch.randint(0, (kwargs or {}).get("num_classes", args.classes), (len(x),))
     train_step, infer_step = _steps(model, x, y, "fp32")
     model.train()
     train_flops = count_flops(train_step)
@@ -174,12 +192,22 @@ def bench_model(name: str, shape: tuple[int, int, int], args, peak: float) -> di
 
 def format_table(result: dict) -> str:
     both = any("bf16_train_images_per_second" in r for r in result["models"])
-    extra = " train img/s bf16 | infer img/s bf16 |" if both else ""
-    cols = 10 + 2 * both
-    head = (
-        f"| model | params | MACs/img | train img/s | train step ms | train GFLOP/s | train % roofline "
-        f"| infer img/s | infer GFLOP/s | infer % roofline |{extra}\n|{'---|' * cols}"
-    )
+    titles = [
+        _("model"),
+        _("params"),
+        _("MACs/img"),
+        _("train img/s"),
+        _("train step ms"),
+        _("train GFLOP/s"),
+        _("train % roofline"),
+        _("infer img/s"),
+        _("infer GFLOP/s"),
+        _("infer % roofline"),
+    ]
+    if both:
+        titles += [_("train img/s bf16"), _("infer img/s bf16")]
+    cols = len(titles)
+    head = "| " + " | ".join(titles) + f" |\n|{'---|' * cols}"
     rows = [head]
     for r in result["models"]:
         if "error" in r:
@@ -200,16 +228,18 @@ def format_table(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnlab.checkpoint import run_model
     from cnnlab.inside.summary import parse_input
     from cnnlab.models import list_models
 
     shape = parse_input(args.input)
     names = args.models or list_models()
-    unknown = [n for n in names if n not in list_models()]
+    runs = {n: run_model(n) for n in names}  # a run folder or checkpoint: its model on its own input
+    unknown = [n for n in names if runs[n] is None and n not in list_models()]
     if unknown:
         raise unknown_error("model", unknown[0], list_models())
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0:
-        raise CnnlabError("--batch-size and --repeats must be >= 1, --warmup >= 0")
+        raise CnnlabError(_("--batch-size and --repeats must be >= 1, --warmup >= 0"))
     from cnnlab.training.precision import cpu_native_bf16
     from cnnlab.training.process import set_up
 
@@ -218,12 +248,17 @@ def run(args: argparse.Namespace) -> int:
     peak = sgemm_peak()
     rows = []
     for name in names:
+        run = runs[name]
         try:
-            rows.append(bench_model(name, shape, args, peak))
+            if run is None:
+                rows.append(bench_model(name, shape, args, peak))
+            else:
+                row = bench_model(run["model"], run["shape"], args, peak, run["kwargs"])
+                rows.append({**row, "model": f"{run['model']} ({name})", "input_shape": list(run["shape"])})
         except CnnlabError as e:  # e.g. the input is too small for this model: report it, go on
             rows.append({"model": name, "error": str(e)})
         if not args.json:
-            print(f"  {name} done", file=sys.stderr, flush=True)
+            print("  " + _("{model} done", model=name), file=sys.stderr, flush=True)
     result = {
         "input_shape": list(shape),
         "batch_size": args.batch_size,
@@ -237,10 +272,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
+        bf16 = _("native") if result["bf16_native"] else _("emulated (no AVX-512-BF16/AMX)")
         print(
-            f"input {'x'.join(map(str, shape))}, batch {args.batch_size}, width {args.width}, "
-            f"{result['threads']} threads, sgemm roofline {peak:.0f} GFLOP/s (best 1-thread torch.mm x threads), "
-            f"bf16 {'native' if result['bf16_native'] else 'emulated (no AVX-512-BF16/AMX)'}"
+            _(
+                "input {input}, batch {batch}, width {width}, {threads} threads, sgemm roofline {peak:.0f} "
+                "GFLOP/s (best 1-thread torch.mm x threads), bf16 {bf16}",
+                input="x".join(map(str, shape)),
+                batch=args.batch_size,
+                width=args.width,
+                threads=result["threads"],
+                peak=peak,
+                bf16=bf16,
+            )
         )
         print(format_table(result))
     return 0

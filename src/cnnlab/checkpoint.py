@@ -71,7 +71,7 @@ def output_file(path: str | Path, reads=()) -> Path:
             ) from None
         return p
     except OSError as e:  # a link loop, a path through a file, no permission
-        raise CnnlabError(f"cannot write {p}: {e.strerror or e}", _write_exit(e)) from None
+        raise write_error(p, e) from None
     if stat.S_ISDIR(st.st_mode):
         raise CnnlabError(f"{p} is a folder; name a file to write")
     if not stat.S_ISREG(st.st_mode):
@@ -128,7 +128,7 @@ def atomic_write(path: Path, write) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as e:  # missing or read-only folder
-        raise CnnlabError(f"cannot write {path}: {e.strerror or e}", _write_exit(e)) from None
+        raise write_error(path, e) from None
     os.close(fd)
     try:
         write(tmp)
@@ -139,13 +139,13 @@ def atomic_write(path: Path, write) -> None:
         os.replace(tmp, target)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        raise CnnlabError(f"cannot write {path}: {e.strerror or e}", _write_exit(e)) from None
+        raise write_error(path, e) from None
     except (SafetensorError, RuntimeError) as e:  # writers that wrap the OSError in their own type
         full = disk_full(e, target.parent)
         Path(tmp).unlink(missing_ok=True)
         if not full:
             raise
-        raise CnnlabError(f"cannot write {path}: {os.strerror(errno.ENOSPC)}", EXIT_OUT_FULL) from None
+        raise write_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -173,7 +173,9 @@ def _write_exit(e: OSError) -> int:
 
 def write_error(path, e: OSError) -> CnnlabError:
     """The one line for a failed write of `path`: exit 5 for a full disk, else 4."""
-    return CnnlabError(f"cannot write {path}: {e.strerror or e}", _write_exit(e))
+    from cnnlab.i18n import _
+
+    return CnnlabError(_("cannot write {path}: {error}", path=path, error=e.strerror or e), _write_exit(e))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -372,3 +374,23 @@ def as_loaded(checkpoint: "str | Path | tuple[nn.Module, dict]") -> tuple[nn.Mod
     if isinstance(checkpoint, tuple):
         return checkpoint
     return load_checkpoint(checkpoint)
+
+
+def run_model(name: str) -> dict | None:
+    """Where a command takes a model name, a run folder (runs/latest) or checkpoint file works too:
+    {"model", "kwargs", "shape", "classes", "width", "source"} read from its metadata (no weights loaded);
+    None when `name` is no path (then it is a registry name)."""
+    p = Path(name)
+    if not (p.is_dir() or (p.is_file() and p.suffix in (".safetensors", ".json"))):
+        return None
+    path = resolve(p)
+    meta = read_sidecar(p) if p.suffix == ".json" else read_meta(path)
+    kwargs = dict(meta["model_kwargs"])
+    return {
+        "model": meta["model"],
+        "kwargs": kwargs,
+        "shape": tuple(meta["input_shape"]),
+        "classes": list(meta["classes"]),
+        "width": float(kwargs.get("width", 1.0)),
+        "source": str(path),
+    }

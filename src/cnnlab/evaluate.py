@@ -69,8 +69,8 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int)
 
 
 def worst_images(logits: torch.Tensor, y: torch.Tensor, classes, files, count: int) -> list[dict]:
-    """The `count` wrong predictions with the highest loss: file name (or test index), true and predicted
-    class, the probability given to the wrong class, the loss."""
+    """The `count` wrong predictions with the highest loss (the least probability given to the true class):
+    file name (or test index), true and predicted class, the probability of each, the loss."""
     losses = F.cross_entropy(logits, y.cpu(), reduction="none")
     probs = logits.softmax(1)
     pred = logits.argmax(1)
@@ -83,6 +83,7 @@ def worst_images(logits: torch.Tensor, y: torch.Tensor, classes, files, count: i
             "true": classes[int(y[i])],
             "predicted": classes[int(pred[i])],
             "probability": float(probs[i, pred[i]]),
+            "true_probability": float(probs[i, y[i]]),
             "loss": float(losses[i]),
         }
         for i in order.tolist()
@@ -99,10 +100,15 @@ def format_confusion(conf: torch.Tensor, classes: list[str]) -> str:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("checkpoint", help="run folder, .safetensors file or its .json")
+    p.add_argument("checkpoint", help="run folder (runs/latest), .safetensors file or its .json")
     p.add_argument("--dataset", help="dataset to evaluate on (default: the checkpoint's own)")
     p.add_argument("--data-dir", help="folder holding the dataset files (default: the one the run used)")
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=1024,
+        help="images per forward pass (default 1024; memory, not result)",
+    )
     p.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
@@ -252,9 +258,12 @@ def print_result(result: dict) -> None:
         print(f"  {name:>12}: {acc:.2%}")
     print(format_confusion(torch.tensor(result["confusion"]), list(result["per_class"])))
     if result["worst"]:
-        print(f"most confidently wrong ({len(result['worst'])}):")
+        print(f"most confidently wrong ({len(result['worst'])}, least probability on the true class first):")
         for w in result["worst"]:
-            print(f"  {w['file']}: true {w['true']}, predicted {w['predicted']} ({w['probability']:.1%})")
+            print(
+                f"  {w['file']}: true {w['true']} ({w['true_probability']:.1%}), "
+                f"predicted {w['predicted']} ({w['probability']:.1%})"
+            )
     if result.get("skipped"):
         print(f"{len(result['skipped'])} unreadable file(s) were skipped (listed under 'skipped' in --json)")
     sys.stdout.flush()

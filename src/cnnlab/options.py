@@ -2,7 +2,8 @@
 every problem at once, one line each, and "did you mean ...?" for misspelt names.
 
 `TrainConfig` uses these rules for its fields (`cnnlab.training.validate`); `COMMAND_RULES` holds the
-options of the other commands, checked by the CLI before a command runs (`check_command`).
+options of the other commands, checked by the CLI before a command runs (`check_command`). Messages are
+in the current language (cnnlab.i18n), the kind of name ("model", `Rule.what`) included.
 """
 
 import difflib
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import N_, _
 
 BIG = 2**31 - 1  # counts above this are typos (and overflow PyTorch's int32 paths)
 
@@ -26,9 +28,13 @@ def did_you_mean(word: object, names: Iterable[str]) -> str | None:
 def unknown(what: str, value: object, names: Sequence[str], flag: str | None = None) -> str:
     """ "unknown model 'resnt18'; did you mean resnet18? choose from: ..." (prefixed with the flag)."""
     guess = did_you_mean(value, names)
-    hint = f"did you mean {guess}? " if guess else ""
     head = f"{flag}: " if flag else ""
-    return f"{head}unknown {what} {value!r}; {hint}choose from: {', '.join(map(str, names))}"
+    fields = dict(what=_(what), value=repr(value), names=", ".join(map(str, names)))
+    if guess:
+        return head + _(
+            "unknown {what} {value}; did you mean {guess}? choose from: {names}", guess=guess, **fields
+        )
+    return head + _("unknown {what} {value}; choose from: {names}", **fields)
 
 
 def unknown_error(what: str, value: object, names: Sequence[str], flag: str | None = None) -> CnnlabError:
@@ -50,7 +56,7 @@ class Rule:
     low_open: bool = False  # the value must be strictly above `low`
     high_open: bool = False  # the value must be strictly below `high`
     choices: Sequence[str] | Callable[[], Sequence[str]] | None = None  # allowed names (or a function)
-    what: str = "value"  # what a name is, for "unknown model ..." messages
+    what: str = N_("value")  # what a name is, for "unknown model ..." messages (a message: translated)
     optional: bool = False  # None is allowed (= not set)
     size: int = 0  # a list of values, each checked by the rule: > 0 exactly this many, -1 any number
     empty_ok: bool = False  # text: "" is allowed (= not set)
@@ -61,25 +67,42 @@ class Rule:
     def allowed(self) -> str:
         """What is allowed, in words: "a whole number >= 1", "a number in [0, 1)", ..."""
         if self.kind is bool:
-            return "true or false"
+            return _("true or false")
         if self.kind is str:
-            return (
-                f"one of: {', '.join(self.names())}" if self.choices else "a non-empty text without NUL bytes"
-            )
-        noun = "a whole number" if self.kind is int else "a finite number"
+            if self.choices:
+                return _("one of: {names}", names=", ".join(self.names()))
+            return _("a non-empty text without NUL bytes")
+        whole = self.kind is int
         lo, hi = (
             self.low,
             None if self.high == BIG else self.high,
         )  # BIG only stops overflow: not worth saying
         if lo is not None and hi is not None:
-            if self.kind is int and not (self.low_open or self.high_open):
-                return f"{noun} from {_num(lo)} to {_num(hi)}"
-            return f"{noun} in {'(' if self.low_open else '['}{_num(lo)}, {_num(hi)}{')' if self.high_open else ']'}"
+            if whole and not (self.low_open or self.high_open):
+                return _("a whole number from {low} to {high}", low=_num(lo), high=_num(hi))
+            interval = (
+                f"{'(' if self.low_open else '['}{_num(lo)}, {_num(hi)}{')' if self.high_open else ']'}"
+            )
+            if whole:
+                return _("a whole number in {interval}", interval=interval)
+            return _("a finite number in {interval}", interval=interval)
         if lo is not None:
-            return f"{noun} {'>' if self.low_open else '>='} {_num(lo)}"
+            if whole:
+                if self.low_open:
+                    return _("a whole number > {low}", low=_num(lo))
+                return _("a whole number >= {low}", low=_num(lo))
+            if self.low_open:
+                return _("a finite number > {low}", low=_num(lo))
+            return _("a finite number >= {low}", low=_num(lo))
         if hi is not None:
-            return f"{noun} {'<' if self.high_open else '<='} {_num(hi)}"
-        return noun
+            if whole:
+                if self.high_open:
+                    return _("a whole number < {high}", high=_num(hi))
+                return _("a whole number <= {high}", high=_num(hi))
+            if self.high_open:
+                return _("a finite number < {high}", high=_num(hi))
+            return _("a finite number <= {high}", high=_num(hi))
+        return _("a whole number") if whole else _("a finite number")
 
     def check(self, flag: str, value: object) -> tuple[object, str | None]:
         """(the value normalised, e.g. 1 -> 1.0 for a float, or the problem as one line)."""
@@ -87,13 +110,17 @@ class Rule:
             return None, None
         if self.size:
             if not isinstance(value, (list, tuple)) or (self.size > 0 and len(value) != self.size):
-                count = f"{self.size} values" if self.size > 0 else "a list"
-                return value, f"{flag} {show(value)}: must be {count}, each {self.allowed()}"
+                fields = dict(flag=flag, value=show(value), allowed=self.allowed())
+                if self.size > 0:
+                    return value, _(
+                        "{flag} {value}: must be {n} values, each {allowed}", n=self.size, **fields
+                    )
+                return value, _("{flag} {value}: must be a list, each {allowed}", **fields)
             one = Rule(**{**self.__dict__, "size": 0, "optional": False})
             checked = [one.check(flag, v) for v in value]
-            if any(problem for _, problem in checked):
-                return value, f"{flag} {show(value)}: each value must be {self.allowed()}"
-            values = [v for v, _ in checked]
+            if any(problem for _v, problem in checked):
+                return value, _("{flag} {value}: each value must be {allowed}", **self._fields(flag, value))
+            values = [v for v, _problem in checked]
             return (tuple(values) if self.size > 0 else values), None  # fixed size (betas): a tuple
         if self.kind is str and self.choices is not None and isinstance(value, str):
             names = self.names()
@@ -105,7 +132,10 @@ class Rule:
             ok = (
                 bool(value.strip()) or (self.empty_ok and not value)
             ) and "\0" not in value  # no NUL in a path
-        return value, (None if ok else f"{flag} {show(value)}: must be {self.allowed()}")
+        return value, (None if ok else _("{flag} {value}: must be {allowed}", **self._fields(flag, value)))
+
+    def _fields(self, flag: str, value: object) -> dict:
+        return dict(flag=flag, value=show(value), allowed=self.allowed())
 
 
 def _num(x: float) -> str:

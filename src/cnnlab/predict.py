@@ -1,13 +1,13 @@
 """Real images -> the model's input, and the `cnnlab predict` command.
 
-For digit datasets (MNIST, KMNIST) we redo what LeCun et al. did to build MNIST: greyscale; light
-ink on a dark background (a dark-on-light scan is inverted); crop to the ink; scale the ink to fit a
-20 x 20 box keeping its aspect ratio (anti-aliased); paste it into 28 x 28 so its centre of mass
-sits at the centre. Models trained on a folder of photos (checkpoint `"preprocess": "photo"`) get
-exactly what their training images got (`cnnlab.data.images.to_array`): shorter side resized to the
-input size, centre crop, greyscale or RGB; normalised with the run's own mean/std like every input.
-A digit folder (`"preprocess": "digit"`, 1 x 28 x 28) gets MNIST's recipe. The built-in
-Fashion-MNIST and CIFAR-10 keep being fitted and centred (how those datasets were made).
+A new image is read the way the run's own images were (the checkpoint's `DataSpec`, cnnlab.data.spec):
+handwriting (MNIST, KMNIST, a folder read as digits) by what LeCun et al. did to build MNIST: greyscale;
+light ink on a dark background (a dark-on-light scan is inverted); crop to the ink; scale the ink to fit
+a 20 x 20 box keeping its aspect ratio (anti-aliased); paste it into 28 x 28 so its centre of mass sits
+at the centre. Models trained on a folder of photos get exactly what their training images got
+(`cnnlab.data.images.to_array`): shorter side resized to the input size, centre crop, greyscale or RGB.
+The built-in Fashion-MNIST and CIFAR-10 keep being fitted and centred (how those datasets were made).
+Every input is then normalised with the run's own mean/std.
 """
 
 import io
@@ -21,7 +21,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from cnnlab.errors import CnnlabError
 
 MAX_PIXELS = 40_000_000  # refuse decompression bombs (a tiny PNG that unpacks to gigabytes)
-DIGIT_DATASETS = {"mnist", "mnist-sample", "kmnist"}
 
 
 def open_image(source: str | Path | bytes, name: str = "image") -> Image.Image:
@@ -75,72 +74,31 @@ def _decode(f, name: str) -> Image.Image:
         raise CnnlabError(f"{name}: not a readable image ({type(e).__name__})") from None
 
 
-def _grey_on_white(img: Image.Image) -> np.ndarray:
-    """Greyscale float array 0..255; transparent pixels become white paper; 16-bit and float images are
-    scaled by their bit depth (Pillow's convert("L") would clip them, turning a 16-bit scan white)."""
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        return _deep_grey(img)
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(paper, rgba)
-    return np.asarray(img.convert("L"), dtype=np.float32)
+def mnist_style(img: Image.Image, size: int = 28) -> torch.Tensor:
+    """1 x size x size uint8 by MNIST's own recipe (`cnnlab.data.images.digit_array`, the function that
+    read the training images of a handwriting folder too)."""
+    from cnnlab.data.images import BadImage, digit_array
 
-
-def _deep_grey(img: Image.Image) -> np.ndarray:
-    """One channel of more than 8 bits -> 0..255. Integers: by their bit depth (16 bits, the usual case
-    of mode "I" too, unless the values fit 8 bits); floats: 0..1 when they fit, else like integers."""
-    a = np.asarray(img, dtype=np.float64)
-    top = float(a.max()) if a.size else 0.0
-    if img.mode == "F" and top <= 1.0:
-        scale = 1.0
-    elif top <= 255 and img.mode in ("I", "F"):
-        scale = 255.0
-    else:
-        scale = 65535.0
-    return (np.clip(a / scale, 0, 1) * 255).astype(np.float32)
-
-
-def _border(a: np.ndarray) -> np.ndarray:
-    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    try:
+        return torch.from_numpy(digit_array(img, size)).unsqueeze(0)
+    except BadImage as e:
+        raise CnnlabError(f"image is {e}") from None
 
 
 def _ink(grey: np.ndarray) -> np.ndarray:
-    """Ink = bright on dark. The border's median tells the background: light paper gets inverted."""
-    return 255.0 - grey if np.median(_border(grey)) > 127 else grey
+    """Light on dark: an image on light paper (by its border's median) is inverted."""
+    from cnnlab.data.images import border_pixels
 
-
-def mnist_style(img: Image.Image, size: int = 28, box: int = 20) -> torch.Tensor:
-    """1 x size x size uint8, MNIST's own recipe (see module docstring)."""
-    ink = _ink(_grey_on_white(img))
-    # the background is what the border shows (the whole image's median would be ink when a bold digit
-    # covers more than half of it); subtracting it flattens paper texture / JPEG noise to 0
-    ink = np.clip(ink - np.median(_border(ink)), 0, None)
-    if ink.max() < 25:
-        raise CnnlabError("image is blank: no ink found")
-    ys, xs = np.nonzero(ink > 0.2 * ink.max())
-    crop = ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-    crop = crop * (255.0 / crop.max())
-    h, w = crop.shape
-    scale = box / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    small = np.asarray(
-        Image.fromarray(crop.astype(np.uint8)).resize((nw, nh), Image.LANCZOS), dtype=np.float32
-    )
-    canvas = np.zeros((size, size), dtype=np.float32)
-    total = small.sum()
-    cy, cx = (np.indices(small.shape) * small).reshape(2, -1).sum(1) / total
-    top = int(np.clip(round(size / 2 - cy), 0, size - nh))
-    left = int(np.clip(round(size / 2 - cx), 0, size - nw))
-    canvas[top : top + nh, left : left + nw] = small
-    return torch.from_numpy(np.clip(canvas, 0, 255).astype(np.uint8)).unsqueeze(0)
+    return 255.0 - grey if np.median(border_pixels(grey)) > 127 else grey
 
 
 def fit_style(img: Image.Image, shape: tuple[int, int, int]) -> torch.Tensor:
     """C x H x W uint8: greyscale (light objects on dark, like Fashion-MNIST) or RGB, fitted and centred."""
+    from cnnlab.data.images import grey_array
+
     c, h, w = shape
     if c == 1:
-        ink = _ink(_grey_on_white(img))
+        ink = _ink(grey_array(img))
         img = Image.fromarray(ink.astype(np.uint8))
     else:
         img = img.convert("RGB")
@@ -171,25 +129,24 @@ def photo_style(img: Image.Image, shape: tuple[int, int, int]) -> torch.Tensor:
 
 
 def preprocessing(meta: dict) -> str:
-    """ "digit", "photo" (folder photos) or "fit" (built-in Fashion-MNIST/CIFAR-10), from the checkpoint."""
-    shape = tuple(meta["input_shape"])
-    kind = meta.get("preprocess") or ("digit" if meta["dataset"] in DIGIT_DATASETS else "fit")
-    if kind == "digit" and shape == (1, 28, 28):
-        return "digit"
-    return "photo" if kind == "photo" and "folder" in meta else "fit"
+    """ "digit", "photo" or "fit": how the checkpoint's images were read (cnnlab.data.spec.DataSpec)."""
+    from cnnlab.data.spec import DataSpec
+
+    return DataSpec.from_meta(meta).preprocess
 
 
 def prepare(img: Image.Image, meta: dict) -> torch.Tensor:
-    """The model's uint8 input (C x H x W) for one image, by the checkpoint's preprocessing."""
-    shape = tuple(meta["input_shape"])
-    if meta.get("resize"):  # weights with their own preprocessing (ImageNet: resize 256, crop 224)
-        return resize_crop(img, shape, meta["resize"])
-    kind = preprocessing(meta)
-    if kind == "digit":
-        return mnist_style(img)
-    if kind == "photo":
-        return photo_style(img, shape)
-    return fit_style(img, shape)
+    """The model's uint8 input (C x H x W) for one image, read as the run's own images were."""
+    from cnnlab.data.spec import DataSpec
+
+    spec = DataSpec.from_meta(meta)
+    if spec.resize:  # weights with their own preprocessing (ImageNet: resize 256, crop 224)
+        return resize_crop(img, spec.shape, spec.resize)
+    if spec.preprocess == "digit":
+        return mnist_style(img, spec.size)
+    if spec.preprocess == "photo":
+        return photo_style(img, spec.shape)
+    return fit_style(img, spec.shape)
 
 
 def load_image(path: str | Path, meta: dict | None = None) -> torch.Tensor:
@@ -210,12 +167,19 @@ def predict(model, meta: dict, images: torch.Tensor) -> torch.Tensor:
 def add_arguments(p) -> None:
     p.add_argument(
         "checkpoint",
-        help="run folder, .safetensors file or its .json; or a model name with --pretrained/--weights",
+        help="run folder (runs/latest), .safetensors file or its .json; or a model name with "
+        "--pretrained/--weights",
     )
-    p.add_argument("images", nargs="+", help="PNG/JPEG/TIFF files of any size, bit depth, colour or polarity")
+    p.add_argument(
+        "images",
+        nargs="+",
+        help="image files, folders (every image below them) or quoted patterns ('photos/**/*.jpg'); "
+        "read as the run's own images were (handwriting, photos, ...)",
+    )
     p.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
     p.add_argument("--save-input", metavar="DIR", help="also save each preprocessed input as PNG here")
-    p.add_argument("--json", action="store_true", help="a JSON list on stdout")
+    p.add_argument("--json", action="store_true", help="a JSON list on stdout, one record per file")
+    p.add_argument("--csv", metavar="FILE", help="also write one row per file to this CSV file")
     p.add_argument(
         "--pretrained", action="store_true", help="CHECKPOINT is a model name: its ImageNet weights"
     )
@@ -227,27 +191,47 @@ def add_arguments(p) -> None:
     )
 
 
-def predict_records(checkpoint, images, top: int = 3, save_input: str | Path | None = None) -> list[dict]:
-    """What `cnnlab predict --json` prints: one record per image (a file path or a PIL image) for a run
-    folder, checkpoint file or (model, meta) pair. Each image on its own: one that cannot be read or has
-    no ink gets a record with an `error` field, the others are predicted. `save_input`: also write each
-    model input as PNG there (a/7.png and b/7.png become 7.png and 7-2.png)."""
-    from cnnlab.checkpoint import as_loaded
+BATCH = 256  # images per forward pass: a folder of thousands is predicted in bounded memory
 
-    names = [None if isinstance(i, Image.Image) else str(i) for i in images]
+
+def predict_records(checkpoint, images, top: int = 3, save_input: str | Path | None = None) -> list[dict]:
+    """What `cnnlab predict --json` prints: one record per image for a run folder, checkpoint file or
+    (model, meta) pair. `images`: file paths, folders (their images, recursively), glob patterns, PIL
+    images. Each image on its own: one that cannot be read or has no ink gets a record with an `error`
+    field, the others are predicted. `save_input`: also write each model input as PNG there (a/7.png and
+    b/7.png become 7.png and 7-2.png)."""
+    from cnnlab.checkpoint import as_loaded
+    from cnnlab.data.files import expand
+
+    items: list[tuple[object, str | None, str]] = []  # (PIL image or path, name, error)
+    for img in images:
+        if isinstance(img, Image.Image):
+            items.append((img, None, ""))
+        else:
+            items += [(f, f, why) for f, why in expand([str(img)])]
+    names = [name for _, name, _ in items]
     files = [n or f"image-{k}" for k, n in enumerate(names)]
     save_to = saved_names(save_input, files, [checkpoint])  # DIR and names checked first
     model, meta = as_loaded(checkpoint)
+    results: list[dict] = []
+    for at in range(0, len(items), BATCH):
+        results += _predict_batch(model, meta, items[at : at + BATCH], at, top, save_to)
+    return results
+
+
+def _predict_batch(model, meta, items, at: int, top: int, save_to) -> list[dict]:
     inputs, errors = {}, {}
-    for i, (img, name) in enumerate(zip(images, names)):
+    for i, (img, name, why) in enumerate(items, start=at):
+        label = name or f"image {i}"
         try:
+            if why:
+                raise CnnlabError(why)
             inputs[i] = prepare(img, meta) if name is None else load_image(img, meta)
         except CnnlabError as e:
-            label = name or f"image {i}"
             errors[i] = str(e) if str(e).startswith(label) else f"{label}: {e}"
     probs = dict(zip(inputs, predict(model, meta, torch.stack(list(inputs.values()))))) if inputs else {}
     results = []
-    for i, name in enumerate(names):
+    for i, (_, name, _) in enumerate(items, start=at):
         if i in errors:
             results.append({"file": name, "error": errors[i]})
             continue
@@ -270,15 +254,46 @@ def predict_records(checkpoint, images, top: int = 3, save_input: str | Path | N
     return results
 
 
+def shown(name: str | None) -> str:
+    """A file name on one line: a newline or other control character in it is escaped (as repr does)."""
+    text = str(name)
+    return repr(text)[1:-1] if any(ch < " " or ch == "\x7f" for ch in text) else text
+
+
+def write_csv(path: str, results: list[dict]) -> None:
+    """One row per file: file, label, probability, the top classes, error (atomically written)."""
+    import csv
+    import io
+
+    from cnnlab.checkpoint import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["file", "label", "probability", "top", "error"])
+    for r in results:
+        if "error" in r:
+            w.writerow([r["file"], "", "", "", r["error"]])
+        else:
+            tops = "; ".join(f"{t['label']} {t['probability']:.4f}" for t in r["top"])
+            w.writerow([r["file"], r["label"], f"{r['top'][0]['probability']:.6f}", tops, ""])
+    atomic_write_text(Path(path), buf.getvalue())
+
+
 def run(args) -> int:
     """The exit code is 2 when any file failed; the others are still predicted and printed."""
     checkpoint = args.checkpoint
+    if args.csv:  # never the checkpoint, a record of its run or an input; before any work
+        from cnnlab.checkpoint import output_file
+
+        output_file(args.csv, [args.checkpoint, args.weights, *args.images])
     if args.pretrained or args.weights:  # a model name: predict from weights alone, no training
         from cnnlab.models.adapt import model_from_weights
 
         checkpoint = model_from_weights(args.checkpoint, args.pretrained, args.weights, args.classes)
     results = predict_records(checkpoint, args.images, args.top, args.save_input)
     failed = sum("error" in r for r in results)
+    if args.csv:
+        write_csv(args.csv, results)
     if args.json:
         from cnnlab.cli import json_text  # strict JSON: never a bare NaN
 
@@ -286,10 +301,12 @@ def run(args) -> int:
     else:
         for r in results:
             if "error" in r:
-                print(f"cnnlab: error: {r['error']}", file=sys.stderr)
+                print(f"cnnlab: error: {shown(r['error'])}", file=sys.stderr)
                 continue
             tops = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in r["top"])
-            print(f"{r['file']}: {r['label']}  ({tops})", file=sys.stdout)
+            print(f"{shown(r['file'])}: {r['label']}  ({tops})", file=sys.stdout)
+    if args.csv and not args.json:
+        print(f"{len(results)} row(s) written to {args.csv}", file=sys.stderr)
     if failed and len(results) > 1:
         print(f"cnnlab: {failed} of {len(results)} files failed", file=sys.stderr)
     return 2 if failed else 0

@@ -30,13 +30,33 @@ class Dataset:
     val_x: torch.Tensor | None = None  # validation images when the dataset has its own split, else None
     val_y: torch.Tensor | None = None  # their labels
     test_files: list[str] | None = None  # test image file names (folders), for "worst files" reports
-    preprocess: str = "photo"  # how `predict` prepares a new image: "digit" (MNIST's recipe) or "photo"
+    preprocess: str = "fit"  # how a new image is read: "digit", "photo" or "fit" (cnnlab.data.spec)
     orientation_sensitive: bool = False  # mirrored images are other classes: flips are refused
     source: Any = None  # folder datasets: the `folder_cache.FolderData` (root, split, skipped files)
+    why: str = ""  # why the images are read as `preprocess`, in words
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.train_x.shape[1:])
+
+    def spec(self, size: int = 0, resize: int = 0):
+        """The run's `DataSpec` (cnnlab.data.spec): this dataset's description; `size` is the model's
+        input size when it differs from the stored images' (they are then resized batch by batch)."""
+        from cnnlab.data.spec import DataSpec
+
+        c, h, _ = self.shape
+        return DataSpec(
+            dataset=self.name,
+            classes=tuple(self.classes),
+            channels=c,
+            size=size or h,
+            preprocess=self.preprocess,
+            why=self.why,
+            mean=tuple(self.mean),
+            std=tuple(self.std),
+            orientation_sensitive=self.orientation_sensitive,
+            resize=resize,
+        )
 
 
 @dataclass(frozen=True)
@@ -131,8 +151,9 @@ def load_dataset(
         list(info.classes),
         info.mean,
         info.std,
-        preprocess="digit" if digits else "photo",
+        preprocess="digit" if digits else "fit",
         orientation_sensitive=digits,
+        why=f"{name} is handwriting" if digits else f"{name}'s images were made fitted and centred",
     )
 
 
@@ -160,6 +181,7 @@ def from_folder(fd) -> Dataset:
         preprocess=fd.preprocess,
         orientation_sensitive=fd.orientation_sensitive,
         source=fd,
+        why=fd.why,
     )
 
 

@@ -11,8 +11,10 @@ Layouts (checked in this order):
 
 Hidden folders and files (`.ipynb_checkpoints/`, `.DS_Store`, AppleDouble `._x.jpg`) and `__MACOSX/`
 are never classes or images. Class order: sorted by name with numbers compared as numbers ("2"
-before "10"); `--classes a,b,c` fixes the order or picks a subset. The decoding itself (parallel,
-cached, memory-mapped) is in `folder_cache.py`.
+before "10"), digits spelt out in their own order (zero, one, ..., nine: not alphabetical, so a run on
+`0`..`9` and one on `zero`..`nine` agree); `--classes a,b,c` fixes the order or picks a subset. Whether the
+images are read as handwriting or photos is `spec.decide`. The decoding itself (parallel, cached,
+memory-mapped) is in `folder_cache.py`.
 """
 
 import hashlib
@@ -23,12 +25,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from cnnlab.data.images import is_image_name
+from cnnlab.data.spec import CHOICES, digit_classes, digit_value
 from cnnlab.errors import CnnlabError
 
 SPLITS = ("train", "val", "test")
 SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 SKIP_DIRS = frozenset({"__MACOSX"})
 MARKER = "cnnlab.json"  # optional ROOT/cnnlab.json: {"orientation_sensitive": true, "preprocess": "digit"}
+DIGIT_SIZE = 28  # handwriting is read at MNIST's size unless --image-size says otherwise
 DEFAULT_PHOTO_SIZE = 64  # default --image-size for photos: big enough to see, small enough for a CPU
 IMBALANCE = 5  # a class with under 1/IMBALANCE of the largest class's training images gets a warning
 
@@ -43,6 +47,7 @@ class FolderOptions:
     split_seed: int = 0  # seeds the split (separate from --seed: new weights, same split)
     strict: bool = False  # an unreadable file is an error instead of being skipped
     decode_workers: int = 0  # processes that decode images (0 = one per CPU core)
+    preprocess: str = "auto"  # how images are read: auto (decided from the folder) | digit | photo
 
     @classmethod
     def from_config(cls, cfg) -> "FolderOptions":
@@ -81,6 +86,25 @@ def is_folder_dataset(name: str | None) -> bool:
     return name == "folder" or (bool(name) and Path(str(name)).expanduser().is_dir())
 
 
+def is_image_folder(path: str | Path) -> bool:
+    """A folder of images in class folders (ROOT/<class>/... or ROOT/train/<class>/...), as opposed to one
+    holding a built-in dataset's files: some visible subfolder has an image in it or one level below."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        return False
+    try:
+        for sub in _visible_dirs(root):
+            for entry in os.scandir(sub):
+                if entry.is_file() and is_image_name(entry.name):
+                    return True
+                if entry.is_dir() and not entry.name.startswith("."):
+                    if any(e.is_file() and is_image_name(e.name) for e in os.scandir(entry.path)):
+                        return True
+    except (OSError, CnnlabError):
+        return False
+    return False
+
+
 def resolve_root(name: str, data_dir: str | None) -> Path:
     """The folder of a folder dataset: --data-dir for `--dataset folder`, else the --dataset path itself."""
     root = data_dir if name == "folder" else name
@@ -114,6 +138,8 @@ def images_under(folder: Path, root: Path) -> list[str]:
 def pick_classes(found: list[str], wanted: str, where: Path) -> list[str]:
     """Natural order of the class folders, or the --classes list (order and subset), checked."""
     names = sorted(found, key=natural_key)
+    if digit_classes(names):
+        names.sort(key=digit_value)  # zero, one, two, ... (alphabetical would start eight, five, four)
     if not wanted:
         return names
     chosen = [c.strip() for c in wanted.split(",") if c.strip()]
@@ -182,7 +208,7 @@ def _read_marker(root: Path) -> dict:
         raise CnnlabError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(marker, dict):
         raise CnnlabError(f"{path}: expected a JSON object")
-    return marker
+    return read_marker_preprocess(marker)
 
 
 def _rank(seed: int, path: str) -> str:
@@ -264,11 +290,9 @@ def choose_size(shorts: list[int]) -> int:
     return max(8, min(median, DEFAULT_PHOTO_SIZE))
 
 
-def kind_of(classes: list[str], channels: int, marker: dict) -> tuple[str, bool]:
-    """(preprocess "digit" | "photo", orientation-sensitive): a one-channel folder whose classes are the
-    digits 0-9 is a digit set (MNIST-style preprocessing, no flips); ROOT/cnnlab.json can say otherwise."""
-    digits = channels == 1 and all(c in {str(i) for i in range(10)} for c in classes)
-    preprocess = marker.get("preprocess", "digit" if digits else "photo")
-    if preprocess not in ("digit", "photo"):
-        raise CnnlabError(f"{MARKER}: preprocess must be 'digit' or 'photo', got {preprocess!r}")
-    return preprocess, bool(marker.get("orientation_sensitive", digits))
+def read_marker_preprocess(marker: dict) -> dict:
+    """ROOT/cnnlab.json's "preprocess", checked (auto, digit or photo)."""
+    value = marker.get("preprocess", "auto")
+    if value not in CHOICES:
+        raise CnnlabError(f"{MARKER}: preprocess must be one of {', '.join(CHOICES)}, got {value!r}")
+    return marker

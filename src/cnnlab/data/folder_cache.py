@@ -28,16 +28,17 @@ import numpy as np
 
 from cnnlab.data import cache
 from cnnlab.data.folder import (
+    DIGIT_SIZE,
     SPLITS,
     FolderOptions,
     assign_splits,
     choose_size,
     class_table,
-    kind_of,
     resolve_root,
     scan,
 )
 from cnnlab.data.images import decode_chunk, inspect_chunk
+from cnnlab.data.spec import Reading, decide, reading_of
 from cnnlab.errors import CnnlabError
 
 CHUNK = 128  # images per task handed to a worker
@@ -56,8 +57,9 @@ class FolderData:
     files: dict[str, list[str]]  # split -> file paths relative to root, row order
     mean: tuple[float, ...]  # per-channel mean of the training images (0..1)
     std: tuple[float, ...]  # per-channel standard deviation
-    preprocess: str = "photo"  # "digit" | "photo": how `predict` prepares a new image
+    preprocess: str = "photo"  # "digit" | "photo": how the images were read (and a new one is)
     orientation_sensitive: bool = False  # flips refused
+    why: str = ""  # why they are read that way (cnnlab.data.spec.decide)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) unreadable or missing
     options: dict = field(default_factory=dict)  # the FolderOptions settings that made it
 
@@ -127,12 +129,10 @@ def folder_key(root: Path, rels: list[str], settings: dict) -> str:
     return h.hexdigest()[:32]
 
 
-def inspect_all(
-    root: Path, rels: list[str], workers: int, progress: bool
-) -> dict[str, tuple[bool, int, str]]:
-    """rel -> (greyscale, shorter side, error or ""): pass 1, cached."""
+def inspect_all(root: Path, rels: list[str], workers: int, progress: bool) -> dict[str, tuple]:
+    """rel -> (greyscale, shorter side, error or "", near-grey, looks like handwriting): pass 1, cached."""
     rels = sorted(set(rels))  # canonical order: the entry's rows must not depend on how the caller sorted
-    key = folder_key(root, rels, {"pass": "inspect"})
+    key = folder_key(root, rels, {"pass": "inspect", "fields": 5})
     hit = cache.load(key)
     if hit is None:
         paths = [os.path.join(root, r) for r in rels]
@@ -141,27 +141,32 @@ def inspect_all(
                      _workers(workers, len(paths)), progress, "checking images")  # fmt: skip
         flat = [r for part in found for r in part]
         with cache.Writer(key) as w:
-            w.put("grey", np.array([g for g, _, _ in flat], dtype=np.uint8))
-            w.put("short", np.array([s for _, s, _ in flat], dtype=np.int32))
-            w.meta["errors"] = {str(i): e for i, (_, _, e) in enumerate(flat) if e}
+            w.put("grey", np.array([i.grey for i, _ in flat], dtype=np.uint8))
+            w.put("short", np.array([i.short for i, _ in flat], dtype=np.int32))
+            w.put("near", np.array([i.near_grey for i, _ in flat], dtype=np.uint8))
+            w.put("look", np.array([i.digit_look for i, _ in flat], dtype=np.uint8))
+            w.meta["errors"] = {str(k): e for k, (_, e) in enumerate(flat) if e}
         hit = cache.load(key)
         assert hit is not None
     errors = hit["meta"].get("errors", {})
-    grey, short = hit["grey"], hit["short"]
-    return {r: (bool(grey[i]), int(short[i]), errors.get(str(i), "")) for i, r in enumerate(rels)}
+    grey, short, near, look = hit["grey"], hit["short"], hit["near"], hit["look"]
+    return {
+        r: (bool(grey[i]), int(short[i]), errors.get(str(i), ""), bool(near[i]), bool(look[i]))
+        for i, r in enumerate(rels)
+    }
 
 
 def decode_all(
-    root: Path, splits: dict, size: int, channels: int, workers: int, progress: bool
+    root: Path, splits: dict, size: int, channels: int, workers: int, progress: bool, digit: bool = False
 ) -> tuple[str, dict]:
-    """Pass 2, cached: (its cache key, the arrays and row bookkeeping of the kept images)."""
+    """Pass 2, cached: (its cache key, the arrays and row bookkeeping of the kept images); `digit`: read
+    as handwriting (MNIST's recipe, cnnlab.data.images.digit_array)."""
     ordered = [(s, p, y) for s in SPLITS for p, y in splits.get(s, [])]
     order = hashlib.sha256(json.dumps(ordered).encode()).hexdigest()
-    key = folder_key(
-        root,
-        [p for _, p, _ in ordered],
-        {"pass": "decode", "size": size, "channels": channels, "order": order},
-    )
+    settings = {"pass": "decode", "size": size, "channels": channels, "order": order}
+    if digit:
+        settings["digit"] = True  # only when set: the photo entries of earlier runs keep their keys
+    key = folder_key(root, [p for _, p, _ in ordered], settings)
     hit = cache.load(key)
     if hit is not None:
         return key, hit
@@ -171,9 +176,12 @@ def decode_all(
         x = w.array("x", (n, channels, size, size), np.uint8)
         npy = str(w.tmp / "x.npy")
         starts = list(range(0, n, CHUNK))
-        jobs = [(npy, s, paths[s : s + CHUNK], size, channels) for s in starts]
+        jobs = [(npy, s, paths[s : s + CHUNK], size, channels, digit) for s in starts]
         found = _run(decode_chunk, jobs, [len(j[2]) for j in jobs], _workers(workers, n), progress,
                      f"decoding to {channels}x{size}x{size}")  # fmt: skip
+        if n and len(dict(f for part in found for f in part)) == n:
+            first = next(f for part in found for f in part)
+            raise CnnlabError(f"{root}: no image could be read, e.g. {ordered[first[0]][1]}: {first[1]}")
         failed = dict(f for part in found for f in part)
         keep = [i for i in range(n) if i not in failed]
         for j, i in enumerate(keep):  # close the gaps of files that failed now (rare: pass 1 checked them)
@@ -209,11 +217,10 @@ def channel_stats(x: np.ndarray, budget: int = 2**22) -> list[list[float]]:
     return [mean.tolist(), np.maximum(std, 1e-3).tolist()]
 
 
-def _assemble(root, classes, arrays, opts_settings, marker, skipped, channels) -> FolderData:
+def _assemble(root, classes, arrays, opts_settings, reading: Reading, skipped) -> FolderData:
     meta = arrays["meta"]
     counts = meta["counts"]
     n = sum(counts.values())
-    preprocess, orient = kind_of(classes, channels, marker)
     return FolderData(
         root=root,
         classes=classes,
@@ -223,11 +230,32 @@ def _assemble(root, classes, arrays, opts_settings, marker, skipped, channels) -
         files=meta["files"],
         mean=tuple(meta["stats"][0]),
         std=tuple(meta["stats"][1]),
-        preprocess=preprocess,
-        orientation_sensitive=orient,
+        preprocess=reading.preprocess,
+        orientation_sensitive=reading.orientation_sensitive,
+        why=reading.why,
         skipped=list(skipped) + [tuple(f) for f in meta["failed"]],
         options=opts_settings,
     )
+
+
+def read_as(
+    classes, info: dict, kept: list[str], opts: FolderOptions, marker: dict
+) -> tuple[Reading, int, int]:
+    """(how the kept images are read and why, channels, image size): handwriting is one channel at 28 px
+    (or --image-size); photos are grey when every image is, at the median size up to 64 px."""
+    n = max(len(kept), 1)
+    near = sum(info[p][3] for p in kept) / n
+    look = sum(info[p][4] for p in kept) / n
+    reading = decide(classes, near, look, opts.preprocess, marker)
+    if reading.preprocess == "digit":
+        if opts.channels == 3:
+            raise CnnlabError(
+                f"--channels 3: the images are read as handwriting ({reading.why}), which is grey; "
+                "drop --channels or pass --preprocess photo"
+            )
+        return reading, 1, opts.image_size or DIGIT_SIZE
+    channels = opts.channels or (1 if all(info[p][0] for p in kept) else 3)
+    return reading, channels, opts.image_size or choose_size([info[p][1] for p in kept])
 
 
 def load_folder(name: str, data_dir: str | None, opts: FolderOptions, log=None, progress=False) -> FolderData:
@@ -245,12 +273,12 @@ def load_folder(name: str, data_dir: str | None, opts: FolderOptions, log=None, 
         arrays = cache.load(m["decode"])
         if arrays is not None:
             bad = [tuple(b) for b in m["bad"]]
-            fd = _assemble(root, sc.classes, arrays, m["settings"], sc.marker, bad, m["settings"]["channels"])
+            fd = _assemble(root, sc.classes, arrays, m["settings"], Reading(*m["reading"]), bad)
             if log is not None:
                 report(fd, log, how)
             return fd
     info = inspect_all(root, rels, opts.decode_workers, progress)
-    bad = sorted((r, e) for r, (_, _, e) in info.items() if e)
+    bad = sorted((r, v[2]) for r, v in info.items() if v[2])
     if bad and opts.strict:
         shown = "; ".join(f"{root / r}: {e}" for r, e in bad[:3])
         raise CnnlabError(
@@ -261,17 +289,17 @@ def load_folder(name: str, data_dir: str | None, opts: FolderOptions, log=None, 
     if not splits["test"]:
         raise CnnlabError(f"{root}: no test images; add ROOT/test/<class>/ or use --test-split > 0")
     kept = [p for s in SPLITS for p, _ in splits[s]]
-    channels = opts.channels or (1 if all(info[p][0] for p in kept) else 3)
+    reading, channels, size = read_as(sc.classes, info, kept, opts, sc.marker)
     if channels not in (1, 3):
         raise CnnlabError(f"--channels must be 1 or 3, got {channels}")
-    size = opts.image_size or choose_size([info[p][1] for p in kept])
     if not 8 <= size <= 1024:
         raise CnnlabError(f"--image-size must be between 8 and 1024, got {size}")
-    key, arrays = decode_all(root, splits, size, channels, opts.decode_workers, progress)
-    settings = {**opts.settings(), "image_size": size, "channels": channels}
+    digit = reading.preprocess == "digit"
+    key, arrays = decode_all(root, splits, size, channels, opts.decode_workers, progress, digit)
+    settings = {**opts.settings(), "image_size": size, "channels": channels, "preprocess": reading.preprocess}
     with cache.Writer(manifest) as w:
-        w.meta.update(decode=key, bad=bad, settings=settings)
-    fd = _assemble(root, sc.classes, arrays, settings, sc.marker, bad, channels)
+        w.meta.update(decode=key, bad=bad, settings=settings, reading=list(reading.__dict__.values()))
+    fd = _assemble(root, sc.classes, arrays, settings, reading, bad)
     if log is not None:
         report(fd, log, how)
     return fd
@@ -285,7 +313,9 @@ def report(fd: FolderData, log, how: str) -> None:
         start += fd.counts[s]
     table, warnings = class_table(fd.classes, rows)
     c, s = fd.x.shape[1], fd.x.shape[2]
+    kind = "handwriting" if fd.preprocess == "digit" else "photos"
     log(f"folder {fd.root}: {len(fd.classes)} classes, {c}x{s}x{s} images, split {how}")
+    log(f"images read as {kind}: {fd.why}")
     log(table)
     for w in warnings:
         log(w)
@@ -314,6 +344,7 @@ def load_saved(meta: dict, run_dir: Path | None, data_dir: str | None = None, pr
         sc = scan(root, ",".join(meta["classes"]))
         info = inspect_all(root, [p for v in sc.files.values() for p, _ in v], 0, progress)
         splits = assign_splits(sc, opts, keep=lambda p: not info[p][2])
+    reading = reading_of(meta)
     missing = [
         (p, "missing (it was there in training)")
         for s in SPLITS
@@ -324,10 +355,9 @@ def load_saved(meta: dict, run_dir: Path | None, data_dir: str | None = None, pr
     splits = {s: [(p, y) for p, y in v if p not in gone] for s, v in splits.items()}
     if not splits["test"]:
         raise CnnlabError(f"{root}: none of the run's test images are there (moved? pass --data-dir)")
-    _, arrays = decode_all(root, splits, size, c, 0, progress)
-    fd = _assemble(root, list(meta["classes"]), arrays, saved["options"], {}, missing, c)
-    fd.preprocess = meta.get("preprocess", fd.preprocess)
-    return fd
+    digit = reading.preprocess == "digit"
+    _, arrays = decode_all(root, splits, size, c, 0, progress, digit)
+    return _assemble(root, list(meta["classes"]), arrays, saved["options"], reading, missing)
 
 
 def once_first_rank(fn):

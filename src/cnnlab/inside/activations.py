@@ -10,6 +10,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
+from cnnlab.i18n import _
 from cnnlab.inside.sizes import layer_geometry
 
 Hook = Callable[[str, nn.Module, tuple, torch.Tensor], None]
@@ -94,9 +95,9 @@ def size_formula(module: nn.Module, size: int, axis: int = 0) -> tuple[str, int 
     written out with this layer's numbers, and its value; (explanation, None) where it does not apply."""
     geometry = layer_geometry(module)
     if geometry is None:
-        return f"{type(module).__name__}: not a conv/pool layer", None
+        return _("{kind}: not a conv/pool layer", kind=type(module).__name__), None
     if geometry.adaptive is not None:
-        return "adaptive: the output size is fixed, whatever the input", None
+        return _("adaptive: the output size is fixed, whatever the input"), None
     k, s, p, d = geometry.axis(axis)
     if isinstance(p, str):  # Conv2d(padding="same") sizes itself
         return f"padding={p!r}", None

@@ -9,6 +9,7 @@ as in the chapter's numbers (-ln 0.9 = 0.1054).
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 from cnnlab.inside.sizes import output_size
 
 __all__ = [
@@ -50,7 +51,13 @@ def match_score(patch: np.ndarray, kernel: np.ndarray) -> float:
     """
     patch, kernel = np.asarray(patch, dtype=float), np.asarray(kernel, dtype=float)
     if patch.shape != kernel.shape:
-        raise CnnlabError(f"patch {patch.shape} and filter {kernel.shape} must have the same shape")
+        raise CnnlabError(
+            _(
+                "patch {patch} and filter {filter} must have the same shape",
+                patch=patch.shape,
+                filter=kernel.shape,
+            )
+        )
     return float((patch * kernel).sum() / kernel.size)
 
 
@@ -66,7 +73,9 @@ def conv2d(
     """
     filters, channels, kh, kw = weight.shape
     if x.ndim != 3 or x.shape[0] != channels:
-        raise CnnlabError(f"input must be C x H x W with C={channels} channels, got shape {x.shape}")
+        raise CnnlabError(
+            _("input must be C x H x W with C={c} channels, got shape {shape}", c=channels, shape=x.shape)
+        )
     out_h = output_size(x.shape[1], kh, stride, padding)
     out_w = output_size(x.shape[2], kw, stride, padding)
     xp = pad2d(x, padding)

@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import N_, _, using
+from cnnlab.i18n.argparse_words import RawDescriptionHelpFormatter
 from cnnlab.inside import concepts as C
 from cnnlab.inside.activations import POOLS_AND_CONVS, size_formula, traced_layers
 from cnnlab.inside.explain_losses import explain_cross_entropy, explain_eval_drop, explain_softmax
@@ -29,7 +31,6 @@ from cnnlab.inside.explain_text import (
     stride_of,
     values_or,
 )
-from cnnlab.inside.i18n import LANGS
 from cnnlab.inside.summary import parse_input
 from cnnlab.models import get_model
 from cnnlab.options import unknown_error
@@ -51,37 +52,81 @@ def explain_match(args: argparse.Namespace, ex: Explanation) -> None:
     patch_text, filter_text = values_or(args, 2, [CHAPTER_PATCH, CHAPTER_FILTER], "PATCH FILTER")
     patch, filt = parse_matrix(patch_text), parse_matrix(filter_text)
     ex.result = C.match_score(patch, filt)  # also checks that the shapes agree
-    ex.say_matrix(ex.t("explain.filter"), filt)
-    ex.say_matrix(ex.t("explain.patch"), patch)
+    ex.say_matrix(_("filter"), filt)
+    ex.say_matrix(_("image patch under the filter"), patch)
     total = float((patch * filt).sum())
-    ex.say(ex.t("explain.match_sum", products=products(patch, filt), total=fmt(total)))
-    ex.say(ex.t("explain.match", n=filt.size, total=fmt(total), result=ex.result))
+    ex.say(
+        _(
+            "sum of products (patch x filter, cell by cell) = {products} = {total}",
+            products=products(patch, filt),
+            total=fmt(total),
+        )
+    )
+    ex.say(
+        _(
+            "match = 1/{n} x {total} = {result:.4f}   (1.00 = the patch equals the filter)",
+            n=filt.size,
+            total=fmt(total),
+            result=ex.result,
+        )
+    )
     if not args.values:
-        ex.say(ex.t("explain.match_chapter"))
+        ex.say(_("chapter: 0.77. Exact: 7/9 = 0.7778; the chapter cut it to two decimals (rounded: 0.78)."))
 
 
 def explain_conv(args: argparse.Namespace, ex: Explanation) -> None:
     x_text, k_text = values_or(args, 2, [CHAPTER_INPUT, CHAPTER_KERNEL], "MATRIX KERNEL")
     x, k = parse_matrix(x_text), parse_matrix(k_text)
     s, p = stride_of(args, 1), args.padding
-    ex.say(ex.t("explain.conv_setup", x=shape_str(x.shape), k=shape_str(k.shape), s=s, p=p))
-    for axis, name in enumerate(("height", "width")):
+    ex.say(
+        _(
+            "input {x}, kernel {k}, stride {s}, padding {p}",
+            x=shape_str(x.shape),
+            k=shape_str(k.shape),
+            s=s,
+            p=p,
+        )
+    )
+    for axis in (0, 1):
         i, kk = x.shape[axis], k.shape[axis]
         size = C.output_size(i, kk, s, p)  # raises the clear "kernel larger than padded input" error
-        ex.say(ex.t(f"explain.conv_{name}", i=i, k=kk, p=p, s=s, size=size))
+        line = (
+            _(
+                "output height = floor((I - K + 2P)/S) + 1 = floor(({i} - {k} + 2*{p})/{s}) + 1 = {size}",
+                i=i,
+                k=kk,
+                p=p,
+                s=s,
+                size=size,
+            )
+            if axis == 0
+            else _(
+                "output width = floor((I - K + 2P)/S) + 1 = floor(({i} - {k} + 2*{p})/{s}) + 1 = {size}",
+                i=i,
+                k=kk,
+                p=p,
+                s=s,
+                size=size,
+            )
+        )
+        ex.say(line)
     xp = C.pad2d(x, p)
     if p:
-        ex.say_matrix(ex.t("explain.padded"), xp)
+        ex.say_matrix(_("zero-padded input"), xp)
     out = C.conv2d(x[None], k[None, None], np.array([args.bias]), stride=s, padding=p)[0]
     bias = f" + {fmt(args.bias)}" if args.bias else ""
     for i, j in np.ndindex(*out.shape):
         window = xp[i * s : i * s + k.shape[0], j * s : j * s + k.shape[1]]
         ex.say(f"out[{i},{j}] = {products(window, k)}{bias} = {fmt(out[i, j])}")
-    ex.say_matrix(ex.t("explain.feature_map"), out)
+    ex.say_matrix(_("feature map"), out)
     if not args.values and s == 1 and args.bias == 0 and p in CHAPTER_CONV:
         same = np.array_equal(out, CHAPTER_CONV[p])
         ex.say(
-            ex.t("explain.conv_chapter", p=p, verdict=ex.t("explain.matches" if same else "explain.differs"))
+            _(
+                "chapter's figure with padding {p}: {verdict}",
+                p=p,
+                verdict=_("matches") if same else _("DIFFERS"),
+            )
         )
     ex.result = out.tolist()
 
@@ -90,14 +135,14 @@ def explain_pool(args: argparse.Namespace, ex: Explanation) -> None:
     (text,) = values_or(args, 1, [CHAPTER_POOL], "MATRIX")
     x, k = parse_matrix(text), args.size
     s = stride_of(args, k)  # PyTorch's default: windows side by side, no overlap
-    ex.say(ex.t("explain.pool_setup", x=shape_str(x.shape), k=k, s=s))
+    ex.say(_("input {x}, window {k}x{k}, stride {s}", x=shape_str(x.shape), k=k, s=s))
     maxed, averaged = C.max_pool2d(x[None], k, s)[0], C.avg_pool2d(x[None], k, s)[0]
     for i, j in np.ndindex(*maxed.shape):
         w = x[i * s : i * s + k, j * s : j * s + k].ravel()
         average = f"{fmt(w.sum())}/{w.size} = {fmt(w.mean())}"
         ex.say(
-            ex.t(
-                "explain.pool_window",
+            _(
+                "window ({i},{j}): {values} -> max {max}, average {average}",
                 i=i,
                 j=j,
                 values=" ".join(map(fmt, w)),
@@ -105,8 +150,8 @@ def explain_pool(args: argparse.Namespace, ex: Explanation) -> None:
                 average=average,
             )
         )
-    ex.say_matrix(ex.t("explain.max_pool"), maxed)
-    ex.say_matrix(ex.t("explain.avg_pool"), averaged)
+    ex.say_matrix(_("max pooling (keeps the strongest response of each window)"), maxed)
+    ex.say_matrix(_("average pooling (keeps the mean of each window)"), averaged)
     ex.result = {"max": maxed.tolist(), "average": averaged.tolist()}
 
 
@@ -120,25 +165,40 @@ def traced_model(name: str, shape_text: str, kinds: tuple) -> tuple[nn.Module, l
     try:
         return model, traced_layers(model, torch.randn(1, c, h, w), kinds)
     except RuntimeError as e:  # e.g. a kernel larger than a feature map deep in the network
-        raise CnnlabError(f"{name} cannot run on a {shape_text} input: {str(e).splitlines()[0]}") from None
+        error = str(e).splitlines()[0]
+        raise CnnlabError(
+            _("{name} cannot run on a {shape} input: {error}", name=name, shape=shape_text, error=error)
+        ) from None
 
 
 def walk_model(args: argparse.Namespace, ex: Explanation) -> None:
     """Every Conv/Pool layer in the order the forward pass calls it, with the formula for its size."""
-    _, rows = traced_model(args.model, args.input, POOLS_AND_CONVS)
-    ex.say(ex.t("explain.walk", model=args.model, input=args.input))
-    width = max(len(name) for name, *_ in rows)
+    _model, rows = traced_model(args.model, args.input, POOLS_AND_CONVS)
+    ex.say(
+        _(
+            "{model} on a {input} input, Conv/Pool layers in forward order:",
+            model=args.model,
+            input=args.input,
+        )
+    )
+    width = max(len(row[0]) for row in rows)
     for name, module, shape_in, shape_out in rows:
         (h_text, h), (w_text, w) = (size_formula(module, shape_in[1 + a], a) for a in (0, 1))
-        formula = h_text if h_text == w_text else f"height: {h_text} | width: {w_text}"
+        formula = h_text if h_text == w_text else _("height: {h} | width: {w}", h=h_text, w=w_text)
         if (h, w) not in ((shape_out[1], shape_out[2]), (None, None)):
-            formula += "  (formula disagrees with PyTorch!)"
+            formula += "  " + _("(formula disagrees with PyTorch!)")
         shapes = f"{shape_str(shape_in):>11} -> {shape_str(shape_out):<11}"
         ex.say(f"{name:<{width}}  {type(module).__name__:<17} {shapes} {formula}")
     last = rows[-1][3]
-    ex.say(ex.t("explain.walk_last", shape=shape_str(last), n=math.prod(last)))
+    ex.say(
+        _(
+            "last feature map {shape} = {n} values, flattened into the classifier",
+            shape=shape_str(last),
+            n=math.prod(last),
+        )
+    )
     if args.model == "chapter-cnn" and args.input == "1x28x28":
-        ex.say(ex.t("explain.walk_chapter"))
+        ex.say(_("= the chapter's nn.Linear(64*3*3, 100): 64 channels of 3x3"))
     ex.result = list(last)
     ex.extra["layers"] = [
         {"layer": n, "type": type(m).__name__, "input": i, "output": o} for n, m, i, o in rows
@@ -150,13 +210,13 @@ def explain_output_size(args: argparse.Namespace, ex: Explanation) -> None:
         args.model = args.model or "chapter-cnn"
         return walk_model(args, ex)
     if len(args.values) != 2:
-        raise CnnlabError("output-size takes I K (image and kernel size), or --model NAME")
+        raise CnnlabError(_("output-size takes I K (image and kernel size), or --model NAME"))
     i, k = (parse_number(v) for v in args.values)
     if not (i.is_integer() and k.is_integer()):
-        raise CnnlabError(f"sizes must be whole numbers, got I={fmt(i)} K={fmt(k)}")
+        raise CnnlabError(_("sizes must be whole numbers, got I={i} K={k}", i=fmt(i), k=fmt(k)))
     i, k, s, p = int(i), int(k), stride_of(args, 1), args.padding
     ex.result = C.output_size(i, k, s, p)
-    ex.say(ex.t("explain.size_formula"))
+    ex.say(_("output = floor((I - K + 2P) / S) + 1"))
     ex.say(f"       = floor(({i} - {k} + 2*{p}) / {s}) + 1 = floor({i - k + 2 * p} / {s}) + 1 = {ex.result}")
 
 
@@ -165,20 +225,25 @@ def times(ex: Explanation, dense: int, conv: int) -> str:
     big, small = max(dense, conv), max(min(dense, conv), 1)
     ratio = big / small
     text = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.1f}"
-    return ex.t("explain.times_more" if dense >= conv else "explain.times_fewer", n=text)
+    return _("{n}x more", n=text) if dense >= conv else _("{n}x fewer", n=text)
 
 
 def explain_parameters(args: argparse.Namespace, ex: Explanation) -> None:
     name = args.model or (args.values[0] if len(args.values) == 1 else None)
     if name is None:
-        raise CnnlabError("parameters takes one MODEL name, e.g. chapter-cnn")
+        raise CnnlabError(_("parameters takes one MODEL name, e.g. chapter-cnn"))
     model, convs = traced_model(name, args.input, (nn.Conv2d,))
     if args.layer:
         known = [n for n, *_ in convs]
         if args.layer not in known:
             raise unknown_error("layer", args.layer, known, "--layer")  # with "did you mean"
         convs = [row for row in convs if row[0] == args.layer]
-    ex.say(*ex.t("explain.params_intro").splitlines())
+    ex.say(
+        *_(
+            "a conv layer reuses one small F x C x K x K set of weights at every position (weight sharing)\n"
+            "and each output looks at a K x K patch only; a dense layer joins every input to every output."
+        ).splitlines()
+    )
     rows = []
     for layer, m, shape_in, shape_out in convs:
         params = sum(p.numel() for p in m.parameters(recurse=False))
@@ -187,8 +252,8 @@ def explain_parameters(args: argparse.Namespace, ex: Explanation) -> None:
         weights = f"{m.out_channels}x{m.in_channels // m.groups}x{shape_str(m.kernel_size)}"
         biases = 0 if m.bias is None else m.out_channels
         ex.say(
-            ex.t(
-                "explain.params_layer",
+            _(
+                "{layer}: conv {weights} weights + {biases} biases = {params:,}; dense {shape_in} -> {shape_out} = {dense:,} ({compare})",
                 layer=layer,
                 weights=weights,
                 biases=biases,
@@ -201,56 +266,86 @@ def explain_parameters(args: argparse.Namespace, ex: Explanation) -> None:
         )
         rows.append({"layer": layer, "params": params, "dense_params": dense})
     total = sum(p.numel() for p in model.parameters())
-    ex.say(ex.t("explain.params_total", name=name, total=total))
+    ex.say(_("whole {name}: {total:,} parameters", name=name, total=total))
     ex.result, ex.extra["total_params"] = rows, total
 
 
 # ---------------------------------------------------------------- the command
 
 TOPICS = {  # topic -> (function, its values, what it shows), for dispatch and --help
-    "match": (explain_match, "[PATCH FILTER]", "how well a patch matches a filter (chapter: 0.77)"),
-    "conv": (explain_conv, "[MATRIX KERNEL]", "every output cell (--stride, --padding, --bias)"),
+    "match": (explain_match, "[PATCH FILTER]", N_("how well a patch matches a filter (chapter: 0.77)")),
+    "conv": (explain_conv, "[MATRIX KERNEL]", N_("every output cell (--stride, --padding, --bias)")),
     "output-size": (
         explain_output_size,
         "[I K]",
-        "the size formula; --model NAME [--input CxHxW] walks a model",
+        N_("the size formula; --model NAME [--input CxHxW] walks a model"),
     ),
-    "pool": (explain_pool, "[MATRIX]", "max and average pooling (--size, --stride)"),
-    "softmax": (explain_softmax, "[SCORE ...]", "scores to probabilities (chapter: 0.37 1.58)"),
-    "cross-entropy": (explain_cross_entropy, "", "the chapter's table, or --target P --pred Q [--pred ...]"),
-    "parameters": (explain_parameters, "MODEL", "conv vs dense parameters: weight sharing"),
-    "eval-drop": (explain_eval_drop, "[TEST BATCH]", "the test images drop_last=True skips"),
+    "pool": (explain_pool, "[MATRIX]", N_("max and average pooling (--size, --stride)")),
+    "softmax": (explain_softmax, "[SCORE ...]", N_("scores to probabilities (chapter: 0.37 1.58)")),
+    "cross-entropy": (
+        explain_cross_entropy,
+        "",
+        N_("the chapter's table, or --target P --pred Q [--pred ...]"),
+    ),
+    "parameters": (explain_parameters, "MODEL", N_("conv vs dense parameters: weight sharing")),
+    "eval-drop": (explain_eval_drop, "[TEST BATCH]", N_("the test images drop_last=True skips")),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    topics = "\n".join(f"  {name + ' ' + values:<30}{what}" for name, (_, values, what) in TOPICS.items())
-    parser.epilog = (
-        f"topics:\n{topics}\n\nWithout values a topic uses the chapter's numbers. Matrices: rows separated"
-        ' by ";",\nvalues by "," or spaces, e.g. "1,2,0;0,1,2;2,0,1" (a leading minus sign is fine).'
+    parser.formatter_class = RawDescriptionHelpFormatter  # the topics table as written; Korean help wrapped
+    topics = "\n".join(f"  {name + ' ' + values:<30}{_(what)}" for name, (_f, values, what) in TOPICS.items())
+    parser.epilog = _(
+        "topics:\n{topics}\n\nWithout values a topic uses the chapter's numbers. Matrices: rows separated"
+        ' by ";",\nvalues by "," or spaces, e.g. "1,2,0;0,1,2;2,0,1" (a leading minus sign is fine).',
+        topics=topics,
     )
     # Let values such as "-1,1;1,-1" count as values, not unknown options: argparse only treats plain
     # negative numbers that way. A private attribute, hence the guard; "--" before the values always works.
     if hasattr(parser, "_negative_number_matcher"):
         parser._negative_number_matcher = re.compile(r"^-\.?\d")
-    parser.add_argument("topic", choices=list(TOPICS), metavar="TOPIC", help="one of the topics below")
-    parser.add_argument("values", nargs="*", help="the topic's inputs: numbers, matrices or a model name")
-    parser.add_argument("--stride", type=int, help="step of the filter/window (default 1; pool: --size)")
-    parser.add_argument("--padding", type=int, default=0, help="zero padding for conv/output-size")
-    parser.add_argument("--bias", type=float, default=0.0, help="bias added to every conv output cell")
-    parser.add_argument("--size", type=int, default=2, help="pool window size")
-    parser.add_argument("--model", help="registered model for output-size (size walk) or parameters")
-    parser.add_argument("--input", default="1x28x28", help="input shape CxHxW for --model (default 1x28x28)")
-    parser.add_argument("--layer", help="parameters: only this conv layer (a name from the size walk)")
-    parser.add_argument("--target", default="0,1", help="cross-entropy target distribution (default 0,1)")
-    parser.add_argument("--pred", action="append", help="cross-entropy prediction (repeatable)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the steps")
-    parser.add_argument("--lang", choices=LANGS, default="en", help="language of the steps: en (default), ko")
+    parser.add_argument("topic", choices=list(TOPICS), metavar="TOPIC", help=_("one of the topics below"))
+    parser.add_argument("values", nargs="*", help=_("the topic's inputs: numbers, matrices or a model name"))
+    parser.add_argument("--stride", type=int, help=_("step of the filter/window (default 1; pool: --size)"))
+    parser.add_argument("--padding", type=int, default=0, help=_("zero padding for conv/output-size"))
+    parser.add_argument("--bias", type=float, default=0.0, help=_("bias added to every conv output cell"))
+    parser.add_argument("--size", type=int, default=2, help=_("pool window size"))
+    parser.add_argument("--model", help=_("registered model for output-size (size walk) or parameters"))
+    parser.add_argument(
+        "--input", default="1x28x28", help=_("input shape CxHxW for --model (default 1x28x28)")
+    )
+    parser.add_argument("--layer", help=_("parameters: only this conv layer (a name from the size walk)"))
+    parser.add_argument("--target", default="0,1", help=_("cross-entropy target distribution (default 0,1)"))
+    parser.add_argument("--pred", action="append", help=_("cross-entropy prediction (repeatable)"))
+    parser.add_argument("--json", action="store_true", help=_("print one JSON object instead of the steps"))
 
 
 def run(args: argparse.Namespace) -> int:
-    ex = Explanation(args.topic, lang=args.lang)
+    ex = Explanation(args.topic)
     TOPICS[args.topic][0](args, ex)
     print(json.dumps(ex.as_json()) if args.json else "\n".join(ex.steps))
     return 0
+
+
+def explain(topic: str, *values, lang: str | None = None, **options) -> dict:
+    """What `cnnlab explain TOPIC VALUES... --json` prints: {"topic", "result", "steps", ...}, the steps in
+    `lang` ("en" or "ko"; None: the current language). `options` are the command's flags by name, e.g.
+    `explain("conv", padding=1)`, `explain("output-size", model="vgg16", input="3x224x224")`."""
+    from cnnlab.options import check_command
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    settings = {a.dest: a.default for a in parser._actions if a.dest not in ("help", "topic", "values")}
+    wrong = sorted(set(options) - set(settings))
+    with using(lang):
+        if topic not in TOPICS:
+            raise unknown_error("topic", topic, list(TOPICS))
+        if wrong:
+            raise unknown_error("option", wrong[0], sorted(settings))
+        args = argparse.Namespace(
+            **{**settings, **options, "topic": topic, "values": [str(v) for v in values]}
+        )
+        check_command("explain", args)
+        ex = Explanation(topic)
+        TOPICS[topic][0](args, ex)
+        return ex.as_json()

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 from cnnlab.inside import concepts as C
 from cnnlab.inside.explain_text import Explanation, fmt, parse_number, parse_vector, values_or, vec
 
@@ -25,37 +26,62 @@ def explain_softmax(args: argparse.Namespace, ex: Explanation) -> None:
     e = np.exp(shifted)
     ex.result = C.softmax(z).tolist()
     ex.say(
-        ex.t("explain.softmax_z", z=vec(z, 4)),
-        ex.t("explain.softmax_shift", shifted=vec(shifted)),
-        ex.t("explain.softmax_exp", e=vec(e), sum=e.sum()),
-        ex.t("explain.softmax_div", p=vec(ex.result)),
-        ex.t("explain.softmax_round", p=vec(ex.result, 4)),
+        _("scores z = {z}", z=vec(z, 4)),
+        _(
+            "z - max(z) = {shifted} (max cancels in the fraction; it keeps exp from overflowing)",
+            shifted=vec(shifted),
+        ),
+        _("exp(z - max) = {e}, sum = {sum:.6f}", e=vec(e), sum=e.sum()),
+        _("softmax = exp / sum = {p}", p=vec(ex.result)),
+        _("rounded to 4 decimals: {p}", p=vec(ex.result, 4)),
     )
     if not args.values:
         lo, hi = C.softmax(np.array([0.375, 1.575]))[0], C.softmax(np.array([0.365, 1.585]))[0]
         gap = math.log(CHAPTER_SOFTMAX[1] / CHAPTER_SOFTMAX[0])
-        note = ex.t("explain.softmax_chapter", chapter=CHAPTER_SOFTMAX, hi=hi, lo=lo, gap=gap, z1=0.37 + gap)
+        note = _(
+            (
+                "chapter: {chapter}, 1 off in the 4th decimal: rounding, not another formula. Neither\n"
+                "  rounding nor cutting 0.229701 gives 0.2296, but the logits are themselves printed rounded:\n"
+                "  logits that round to 0.37 and 1.58 give softmax[0] anywhere from {hi:.4f} to {lo:.4f};\n"
+                "  a gap z1 - z0 = ln(0.7704/0.2296) = {gap:.4f}, e.g. logits [0.37, {z1:.4f}],\n"
+                "  gives exactly the chapter's [0.2296, 0.7704]."
+            ),
+            chapter=CHAPTER_SOFTMAX,
+            hi=hi,
+            lo=lo,
+            gap=gap,
+            z1=0.37 + gap,
+        )
         ex.say(*note.splitlines())
         ex.extra["chapter"] = CHAPTER_SOFTMAX
 
 
 def check_distribution(v: np.ndarray, what: str) -> None:
     if (v < 0).any() or abs(v.sum() - 1) > 1e-3:
-        raise CnnlabError(f"{what} {vec(v, 4)} must be probabilities >= 0 that sum to 1 (sum {v.sum():.4f})")
+        raise CnnlabError(
+            _(
+                "{what} {v} must be probabilities >= 0 that sum to 1 (sum {sum:.4f})",
+                what=what,
+                v=vec(v, 4),
+                sum=v.sum(),
+            )
+        )
 
 
 def explain_cross_entropy(args: argparse.Namespace, ex: Explanation) -> None:
     p = parse_vector(args.target)
     preds = [parse_vector(t) for t in args.pred] if args.pred else [np.array(q) for q in CHAPTER_CE_TABLE]
-    check_distribution(p, "target")
+    check_distribution(p, _("target"))
     rows = []
     for q in preds:
         if q.shape != p.shape:
-            raise CnnlabError(f"prediction {vec(q, 4)} has {q.size} values but the target has {p.size}")
-        check_distribution(q, "prediction")
+            raise CnnlabError(
+                _("prediction {q} has {n} values but the target has {m}", q=vec(q, 4), n=q.size, m=p.size)
+            )
+        check_distribution(q, _("prediction"))
         if ((q == 0) & (p > 0)).any():
             raise CnnlabError(
-                f"prediction {vec(q, 4)} gives 0 to an outcome of the target: the loss is infinite"
+                _("prediction {q} gives 0 to an outcome of the target: the loss is infinite", q=vec(q, 4))
             )
         rows.append(cross_entropy_row(ex, p, q))
     if not args.pred and np.array_equal(p, [0, 1]):
@@ -70,10 +96,16 @@ def cross_entropy_row(ex: Explanation, p: np.ndarray, q: np.ndarray) -> dict:
     logs = " + ".join(f"{fmt(a)} x ln {fmt(b)}" for a, b in zip(p, q))
     diffs = " + ".join(fmt(abs(a - b)) for a, b in zip(p, q))
     ex.say(
-        ex.t("explain.ce_pq", p=vec(p, 2), q=vec(q, 2)),
-        ex.t("explain.ce", logs=logs, ce=ce),
-        ex.t("explain.l1", diffs=diffs, n=p.size, l1=l1),
-        ex.t("explain.ce_kl", h=h, kl=kl, sum=h + kl, gap=abs(h + kl - ce)),
+        _("target p = {p}, prediction q = {q}", p=vec(p, 2), q=vec(q, 2)),
+        _("  cross entropy H(p,q) = -sum p ln q = -({logs}) = {ce:.4f}", logs=logs, ce=ce),
+        _("  L1 = mean |q - p| = ({diffs}) / {n} = {l1:.4f}", diffs=diffs, n=p.size, l1=l1),
+        _(
+            "  H(p) = {h:.4f}, KL(p||q) = {kl:.4f}, H(p) + KL = {sum:.4f} = H(p,q) (gap {gap:.0e})",
+            h=h,
+            kl=kl,
+            sum=h + kl,
+            gap=abs(h + kl - ce),
+        ),
     )
     return dict(
         target=p.tolist(), prediction=q.tolist(), cross_entropy=ce, l1=l1, entropy=h, kl_divergence=kl
@@ -82,19 +114,32 @@ def cross_entropy_row(ex: Explanation, p: np.ndarray, q: np.ndarray) -> dict:
 
 def chapter_table_note(ex: Explanation, rows: list[dict]) -> None:
     """Compare with the chapter's printed table and name the input its 2.3025 really belongs to."""
-    ex.say(ex.t("explain.ce_table"))
+    ex.say(_("the chapter's table (cross entropy, L1):"))
     ex.extra["discrepancies"] = []
     for row, (q, (ce_printed, l1_printed)) in zip(rows, CHAPTER_CE_TABLE.items()):
         agrees = abs(row["cross_entropy"] - ce_printed) < 1e-3
-        verdict = ex.t("explain.ce_agrees" if agrees else "explain.ce_discrepancy")
+        verdict = _("agrees (the chapter cuts, not rounds, to 4 decimals)") if agrees else _("DISCREPANCY")
         exact = f"{row['cross_entropy']:.6f}, {row['l1']:.4f}"
-        ex.say(ex.t("explain.ce_row", q=list(q), ce=ce_printed, l1=l1_printed, exact=exact, verdict=verdict))
+        ex.say(
+            _(
+                "  {q}: printed {ce}, {l1}; exact {exact} -> {verdict}",
+                q=list(q),
+                ce=ce_printed,
+                l1=l1_printed,
+                exact=exact,
+                verdict=verdict,
+            )
+        )
         if agrees:
             continue
         true_prob = round(math.exp(-ce_printed), 4)  # the probability on the true class giving that loss
         culprit = [round(1 - true_prob, 4), true_prob]
-        why = ex.t(
-            "explain.ce_culprit",
+        why = _(
+            (
+                "  {printed} = -ln {true_prob} = {loss:.6f} cut to 4 decimals:\n"
+                "  the loss of prediction {culprit}, not of {q} (-ln {q1} = {exact:.4f}).\n"
+                "  The L1 cell {l1} does belong to {q} ({culprit} would give L1 {culprit_l1:.1f}), so only the cross-entropy cell is wrong."
+            ),
             printed=ce_printed,
             true_prob=true_prob,
             loss=-math.log(true_prob),
@@ -110,7 +155,9 @@ def chapter_table_note(ex: Explanation, rows: list[dict]) -> None:
             prediction=list(q), printed=ce_printed, exact=row["cross_entropy"], printed_is_loss_of=culprit
         )
         ex.extra["discrepancies"].append(found)
-    ex.say(ex.t("explain.ce_point"))
+    ex.say(
+        _("the chapter's point stands: a confident wrong answer costs far more in cross entropy than in L1.")
+    )
 
 
 # ---------------------------------------------------------------- the chapter's evaluation
@@ -119,14 +166,32 @@ def chapter_table_note(ex: Explanation, rows: list[dict]) -> None:
 def explain_eval_drop(args: argparse.Namespace, ex: Explanation) -> None:
     n, batch = (int(parse_number(v)) for v in values_or(args, 2, ["10000", "256"], "TEST_SIZE BATCH_SIZE"))
     if n < 1 or batch < 1:
-        raise CnnlabError(f"test size and batch size must be positive, got {n} and {batch}")
+        raise CnnlabError(
+            _("test size and batch size must be positive, got {n} and {batch}", n=n, batch=batch)
+        )
     counted, ex.result = n // batch * batch, n % batch
     ex.say(
-        *ex.t("explain.drop", n=n, batch=batch, full=n // batch, counted=counted, rest=ex.result).splitlines()
+        *_(
+            (
+                "DataLoader(batch_size={batch}, drop_last=True) over {n:,} test images:\n"
+                "  {n} // {batch} = {full} full batches = {counted:,} images counted\n"
+                "  {n} mod {batch} = {rest} images of the last, partial batch are silently dropped"
+            ),
+            n=n,
+            batch=batch,
+            full=n // batch,
+            counted=counted,
+            rest=ex.result,
+        ).splitlines()
     )
     if not args.values:
         chapter_accuracy_note(ex, n, counted)
-    ex.say(*ex.t("explain.drop_fix").splitlines())
+    ex.say(
+        *_(
+            "cnnlab evaluates with drop_last=False and flatten(1), so every test image counts; the chapter\n"
+            "needed drop_last because out.view(batch_size, -1) breaks on a smaller last batch."
+        ).splitlines()
+    )
 
 
 def chapter_accuracy_note(ex: Explanation, n: int, counted: int) -> None:
@@ -139,8 +204,14 @@ def chapter_accuracy_note(ex: Explanation, n: int, counted: int) -> None:
 
     over_counted, over_all = hits(counted), hits(n)
     c, missing = over_counted[0], n - counted
-    note = ex.t(
-        "explain.drop_accuracy",
+    note = _(
+        (
+            "the chapter prints Accuracy {printed}; in float32 that is 100 * c / {counted}\n"
+            "  for c in {over_counted}, and 100 * c / {n} for no c at all ({over_all}):\n"
+            "  only {counted:,} images were counted, {c:,} of them right.\n"
+            "  Over all {n:,} the accuracy lies between {lo:.2f}% and {hi:.2f}%.\n"
+            "(the train loader drops 60000 mod 256 = 96 images per epoch too, but reshuffles: different ones)"
+        ),
         printed=CHAPTER_ACCURACY,
         counted=counted,
         over_counted=over_counted,

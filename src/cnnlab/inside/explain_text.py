@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cnnlab.errors import CnnlabError
-from cnnlab.inside import i18n
+from cnnlab.i18n import _, _n
 
 
 @dataclass
@@ -22,11 +22,6 @@ class Explanation:
     steps: list[str] = field(default_factory=list)
     result: object = None
     extra: dict = field(default_factory=dict)
-    lang: str = "en"  # the language of the steps (--lang): a catalogue in cnnlab/inside/i18n/
-
-    def t(self, key: str, **fields) -> str:
-        """One step's text in this explanation's language, its {fields} filled in."""
-        return i18n.t(self.lang, key, **fields)
 
     def say(self, *lines: str) -> None:
         self.steps.extend(lines)
@@ -50,9 +45,9 @@ def parse_number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise CnnlabError(f"{text!r} is not a number") from None
+        raise CnnlabError(_("{text} is not a number", text=repr(text))) from None
     if not math.isfinite(value):
-        raise CnnlabError(f"{text!r} is not a finite number")
+        raise CnnlabError(_("{text} is not a finite number", text=repr(text)))
     return value
 
 
@@ -60,7 +55,7 @@ def parse_vector(text: str) -> np.ndarray:
     """Numbers separated by commas or spaces, e.g. "0.1,0.9", as a 1-D array."""
     items = [t for t in re.split(r"[,\s]+", text) if t]
     if not items:
-        raise CnnlabError(f"expected numbers, got {text!r}")
+        raise CnnlabError(_("expected numbers, got {text}", text=repr(text)))
     return np.array([parse_number(t) for t in items])
 
 
@@ -68,11 +63,19 @@ def parse_matrix(text: str) -> np.ndarray:
     """Rows separated by ';', e.g. "1,2;3,4", as a 2-D array; every row must have the same length."""
     rows = [parse_vector(r) for r in text.split(";") if r.strip()]
     if not rows:
-        raise CnnlabError(f'empty matrix {text!r}; write rows separated by ";", e.g. "1,2;3,4"')
+        raise CnnlabError(
+            _('empty matrix {text}; write rows separated by ";", e.g. "1,2;3,4"', text=repr(text))
+        )
     for i, row in enumerate(rows[1:], start=2):
         if len(row) != len(rows[0]):
             raise CnnlabError(
-                f"matrix {text!r} is ragged: row 1 has {len(rows[0])} values, row {i} has {len(row)}"
+                _(
+                    "matrix {text} is ragged: row 1 has {first} values, row {i} has {n}",
+                    text=repr(text),
+                    first=len(rows[0]),
+                    i=i,
+                    n=len(row),
+                )
             )
     return np.stack(rows)
 
@@ -104,7 +107,16 @@ def values_or(args: argparse.Namespace, count: int, defaults: list[str], usage: 
     """The topic's positional values, or the chapter's defaults when none were given."""
     values = args.values or defaults
     if len(values) != count:
-        raise CnnlabError(f"{args.topic} takes {usage} (got {len(values)} value(s): {' '.join(values)})")
+        raise CnnlabError(
+            _n(
+                "{topic} takes {usage} (got {n} value: {values})",
+                "{topic} takes {usage} (got {n} values: {values})",
+                len(values),
+                topic=args.topic,
+                usage=usage,
+                values=" ".join(values),
+            )
+        )
     return values
 
 

@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 
 
 def _last_conv_name(model: nn.Module, x: torch.Tensor) -> str:
@@ -37,7 +38,7 @@ def _last_conv_name(model: nn.Module, x: torch.Tensor) -> str:
         for h in handles:
             h.remove()
     if not called:
-        raise CnnlabError(f"{type(model).__name__} has no Conv2d layer: Grad-CAM needs one")
+        raise CnnlabError(_("{model} has no Conv2d layer: Grad-CAM needs one", model=type(model).__name__))
     return called[-1]
 
 
@@ -56,7 +57,7 @@ def default_layer(model: nn.Module, x: torch.Tensor | None = None) -> str:
         if convs:
             return f"features.{convs[-1]}"
     if x is None:
-        raise CnnlabError("default_layer needs a sample input for this model")
+        raise CnnlabError(_("default_layer needs a sample input for this model"))
     was_training = model.training
     model.eval()
     try:
@@ -78,12 +79,20 @@ def gradcam(
     layer = layer or default_layer(model, batch.detach())
     if layer not in modules or layer == "":
         convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-        raise CnnlabError(f"unknown layer {layer!r}; conv layers of this model: {', '.join(convs)}")
+        raise CnnlabError(
+            _(
+                "unknown layer {layer}; conv layers of this model: {names}",
+                layer=repr(layer),
+                names=", ".join(convs),
+            )
+        )
     recorded: list[torch.Tensor] = []
 
     def keep(_mod, _inp, out):
         if not isinstance(out, torch.Tensor) or out.dim() != 4:
-            raise CnnlabError(f"layer {layer!r} does not output feature maps (N x C x H x W)")
+            raise CnnlabError(
+                _("layer {layer} does not output feature maps (N x C x H x W)", layer=repr(layer))
+            )
         recorded.append(out)
         return out.clone()  # downstream in-place ops modify the clone, not the recorded A
 
@@ -99,7 +108,7 @@ def gradcam(
             targets = [int(probs.argmax())] if classes is None else list(classes)
             for c in targets:
                 if not 0 <= c < logits.shape[1]:
-                    raise CnnlabError(f"class {c} is outside 0..{logits.shape[1] - 1}")
+                    raise CnnlabError(_("class {c} is outside 0..{last}", c=c, last=logits.shape[1] - 1))
             acts = recorded[-1]  # the last call, should a module be called twice
             cams = []
             for c in targets:
@@ -153,8 +162,8 @@ def gradcam_for(
         wanted = [class_index(c, names) for c in classes]
     else:
         if top < 1:
-            raise CnnlabError(f"top must be at least 1, got {top}")
-        _, probs, _ = gradcam(model, x, None, layer)
+            raise CnnlabError(_("top must be at least 1, got {top}", top=top))
+        _maps, probs, _layer = gradcam(model, x, None, layer)
         wanted = probs.topk(min(top, len(names))).indices.tolist()
     maps, probs, used = gradcam(model, x, wanted, layer)
     return GradCam(x_uint8, maps, [names[c] for c in wanted], [float(probs[c]) for c in wanted], used)
@@ -166,4 +175,4 @@ def class_index(name: str | int, classes: list[str]) -> int:
         return classes.index(name)
     if str(name).isdigit() and int(name) < len(classes):
         return int(name)
-    raise CnnlabError(f"unknown class {name!r}; classes: {', '.join(classes)}")
+    raise CnnlabError(_("unknown class {name}; classes: {names}", name=repr(name), names=", ".join(classes)))

@@ -11,6 +11,7 @@ from PIL import Image
 
 from cnnlab.checkpoint import as_loaded
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 from cnnlab.inside import plots
 from cnnlab.inside.plots import Figure
 
@@ -28,7 +29,12 @@ def test_set(meta: dict, dataset: str | None = None, data_dir: str | None = None
     data = load_for_checkpoint(meta, path, dataset, data_dir)
     if list(data.shape) != list(meta["input_shape"]) or len(data.classes) != len(meta["classes"]):
         raise CnnlabError(
-            f"{data.name} images ({list(data.shape)}) do not fit a {meta['dataset']} checkpoint"
+            _(
+                "{data} images ({shape}) do not fit a {dataset} checkpoint",
+                data=data.name,
+                shape=list(data.shape),
+                dataset=meta["dataset"],
+            )
         )
     return data
 
@@ -69,11 +75,12 @@ def plot_samples(dataset: str, split: str = "train", count: int = 32, data_dir: 
     from cnnlab.data import load_dataset
 
     if split not in ("train", "test"):
-        raise CnnlabError(f"split must be 'train' or 'test', got {split!r}")
+        raise CnnlabError(_("split must be 'train' or 'test', got {split}", split=repr(split)))
     data = load_dataset(dataset, data_dir)
     x, y = (data.train_x, data.train_y) if split == "train" else (data.test_x, data.test_y)
     label = Path(dataset).name or dataset  # a folder path: its name
-    return plots.samples_figure(x, y, data.classes, count, title=f"{label} {split} set")
+    title = _("{name} train set", name=label) if split == "train" else _("{name} test set", name=label)
+    return plots.samples_figure(x, y, data.classes, count, title=title)
 
 
 def plot_filters(checkpoint: Checkpoint) -> Figure:
@@ -105,13 +112,22 @@ def plot_feature_maps(
     else:
         test_x = test_set(meta, data_dir=data_dir, checkpoint=checkpoint).test_x
         if not 0 <= index < len(test_x):
-            raise CnnlabError(f"--index {index} is outside the test set (0..{len(test_x) - 1})")
+            raise CnnlabError(
+                _("--index {index} is outside the test set (0..{last})", index=index, last=len(test_x) - 1)
+            )
         pixels = test_x[index]
     maps = conv_feature_maps(model, to_float(pixels[None], meta["mean"], meta["std"])[0])
     if layer:
         known = [name for name, _ in maps]
         if layer not in known:
-            raise CnnlabError(f"unknown layer {layer!r}; conv layers of {meta['model']}: {', '.join(known)}")
+            raise CnnlabError(
+                _(
+                    "unknown layer {layer}; conv layers of {model}: {names}",
+                    layer=repr(layer),
+                    model=meta["model"],
+                    names=", ".join(known),
+                )
+            )
         maps = [(name, fmap) for name, fmap in maps if name == layer]
     return plots.feature_maps_figure(maps, pixels, max_channels)
 

@@ -5,9 +5,11 @@ Like every `plot_*` function it takes results (the maps come from `cnnlab.inside
 
 import torch
 
-from cnnlab.inside.plots import PANEL, Figure, _as_image, _done
+from cnnlab.i18n import _
+from cnnlab.inside.plots import PANEL, Figure, _as_image, _done, localized
 
 
+@localized
 def gradcam_figure(
     image: torch.Tensor,
     cams: torch.Tensor,
@@ -25,9 +27,12 @@ def gradcam_figure(
         ax.imshow(pixels, cmap=cmap)
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0].set_title("input", fontsize=10)
+    axes[0].set_title(_("input"), fontsize=10)
     for ax, cam, label, p in zip(axes[1:], cams, labels, probs):
         ax.imshow(cam.numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
         ax.set_title(f"{label} ({p:.1%})", fontsize=10)
-    fig.suptitle(f"Grad-CAM at {layer}: where the evidence for each class lies (red = most)", fontsize=10)
+    fig.suptitle(
+        _("Grad-CAM at {layer}: where the evidence for each class lies (red = most)", layer=layer),
+        fontsize=10,
+    )
     return _done(fig, count)

@@ -4,6 +4,7 @@ reads a layer's kernel, stride, padding, dilation and ceil_mode (`layer_geometry
 from dataclasses import dataclass
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 
 Pair = tuple[int, int]
 
@@ -14,7 +15,16 @@ def output_size(i: int, k: int, s: int = 1, p: int = 0, d: int = 1, ceil_mode: b
     Raises CnnlabError when the result would be smaller than 1, naming the numbers involved.
     """
     if min(i, k, s, d) < 1 or p < 0:
-        raise CnnlabError(f"invalid sizes: input={i}, kernel={k}, stride={s}, padding={p}, dilation={d}")
+        raise CnnlabError(
+            _(
+                "invalid sizes: input={i}, kernel={k}, stride={s}, padding={p}, dilation={d}",
+                i=i,
+                k=k,
+                s=s,
+                p=p,
+                d=d,
+            )
+        )
     span = d * (k - 1) + 1
     num = i - span + 2 * p
     out = -(-num // s) + 1 if ceil_mode else num // s + 1
@@ -25,7 +35,14 @@ def output_size(i: int, k: int, s: int = 1, p: int = 0, d: int = 1, ceil_mode: b
     # PyTorch) accepts one partial window when ceil(num/S) + 1 still reaches 1.
     if out < 1 or (num < 0 and not ceil_mode):
         raise CnnlabError(
-            f"kernel {k} (span {span}) is larger than the padded input {i}+2*{p}={i + 2 * p}: output size < 1"
+            _(
+                "kernel {k} (span {span}) is larger than the padded input {i}+2*{p}={padded}: output size < 1",
+                k=k,
+                span=span,
+                i=i,
+                p=p,
+                padded=i + 2 * p,
+            )
         )
     return out
 

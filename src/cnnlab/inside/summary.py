@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _, _n, columns, pad, using
 from cnnlab.inside.sizes import layer_geometry
 from cnnlab.models import get_model, list_models
 
@@ -59,15 +60,17 @@ class Summary:
     checked: int = 0  # conv/pool layers whose formula shape was compared with the real one
     mismatches: list[str] = field(default_factory=list)
     model: str = field(default="", repr=False)  # name shown above the table (not part of to_json)
+    lang: str | None = field(default=None, repr=False)  # language of the printed table (None: the current)
 
     def to_json(self) -> dict:
-        out = {k: v for k, v in asdict(self).items() if k not in ("layers", "model")}
+        out = {k: v for k, v in asdict(self).items() if k not in ("layers", "model", "lang")}
         out["input_shape"] = list(self.input_shape)
         out["layers"] = [asdict(layer) for layer in self.layers]
         return out
 
     def __str__(self) -> str:  # print(summary) gives `cnnlab summary`'s table
-        return format_table(self.model or "model", self)
+        with using(self.lang):
+            return format_table(self.model or "model", self)
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:  # IPython/Jupyter show the table too
         printer.text(str(self))
@@ -83,7 +86,9 @@ def parse_input(text: str) -> Shape:
         return int(c), int(h), int(w)
     parts = text.lower().replace("×", "x").split("x")
     if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise CnnlabError(f"--input must be CxHxW with positive integers, e.g. 1x28x28; got {text!r}")
+        raise CnnlabError(
+            _("--input must be CxHxW with positive integers, e.g. 1x28x28; got {text}", text=repr(text))
+        )
     c, h, w = (int(p) for p in parts)
     return c, h, w
 
@@ -124,8 +129,17 @@ def summarize(model: nn.Module, input_shape: Shape) -> Summary:
         except CnnlabError as e:
             size = "x".join(map(str, in_shape))
             raise CnnlabError(
-                f"input {'x'.join(map(str, input_shape))} is too small for {type(model).__name__}: the feature map shrinks "
-                f"to zero at layer {name!r} ({type(module).__name__}, {_describe(module)}) on its {size} input ({e})"
+                _(
+                    "input {input} is too small for {model}: the feature map shrinks to zero at layer {layer} "
+                    "({kind}, {geometry}) on its {size} input ({error})",
+                    input="x".join(map(str, input_shape)),
+                    model=type(model).__name__,
+                    layer=repr(name),
+                    kind=type(module).__name__,
+                    geometry=_describe(module),
+                    size=size,
+                    error=e,
+                )
             ) from None
         pending[name] = expected
 
@@ -137,7 +151,12 @@ def summarize(model: nn.Module, input_shape: Shape) -> Summary:
             summary.checked += 1
             if expected != real:
                 summary.mismatches.append(
-                    f"layer {name!r}: formula gives {list(expected)}, forward gave {list(real)}"
+                    _(
+                        "layer {layer}: formula gives {formula}, forward gave {real}",
+                        layer=repr(name),
+                        formula=list(expected),
+                        real=list(real),
+                    )
                 )
         params = sum(p.numel() for p in module.parameters(recurse=False))
         summary.layers.append(Layer(name, type(module).__name__, list(real), params, _macs(module, out)))
@@ -157,7 +176,12 @@ def summarize(model: nn.Module, input_shape: Shape) -> Summary:
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CnnlabError(
-            f"forward pass of a {'x'.join(map(str, input_shape))} input failed at layer {current[0]!r}: {first}"
+            _(
+                "forward pass of a {input} input failed at layer {layer}: {error}",
+                input="x".join(map(str, input_shape)),
+                layer=repr(current[0]),
+                error=first,
+            )
         ) from None
     finally:
         for h in handles:
@@ -210,16 +234,23 @@ def build(
 def _add_common(parser: argparse.ArgumentParser, input_help: str) -> None:
     parser.add_argument("--input", default=DEFAULT_INPUT, metavar="CxHxW", help=input_help)
     parser.add_argument(
-        "--classes", type=int, default=10, help="number of classes (default 10; ImageNet 1000)"
+        "--classes", type=int, default=10, help=_("number of classes (default 10; ImageNet 1000)")
     )
-    parser.add_argument("--width", type=float, default=1.0, help="channel-width multiplier (default 1.0)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--width", type=float, default=1.0, help=_("channel-width multiplier (default 1.0)"))
+    parser.add_argument("--json", action="store_true", help=_("print one JSON object on stdout"))
 
 
 def add_summary_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="registry name, see `cnnlab models`")
+    parser.add_argument(
+        "model",
+        help=_("registry name (see `cnnlab models`), or a run folder / checkpoint: its model and input"),
+    )
     _add_common(
-        parser, f"input shape, e.g. 3x224x224 (default {DEFAULT_INPUT}); > 64 px selects the ImageNet form"
+        parser,
+        _(
+            "input shape, e.g. 3x224x224 (default {default}); > 64 px selects the ImageNet form",
+            default=DEFAULT_INPUT,
+        ),
     )
 
 
@@ -234,19 +265,39 @@ def format_table(name: str, s: Summary) -> str:
         (f"{layer.name} ({layer.type})", " x ".join(map(str, layer.output_shape)), layer.params, layer.macs)
         for layer in s.layers
     ]
-    w0 = max([len("Layer (type)")] + [len(r[0]) for r in rows])
-    w1 = max([len("Output shape")] + [len(r[1]) for r in rows])
-    head = f"{'Layer (type)':<{w0}}  {'Output shape':<{w1}}  {'Params':>12}  {'MACs':>15}"
-    lines = [f"{name} on {'x'.join(map(str, s.input_shape))}", head, "-" * len(head)]
+    titles = _("Layer (type)"), _("Output shape"), _("Params"), _("MACs")
+    w0 = max([columns(titles[0])] + [len(r[0]) for r in rows])
+    w1 = max([columns(titles[1])] + [len(r[1]) for r in rows])
+    head = (
+        f"{pad(titles[0], w0)}  {pad(titles[1], w1)}  {pad(titles[2], 12, True)}  {pad(titles[3], 15, True)}"
+    )
+    lines = [
+        _("{model} on {input}", model=name, input="x".join(map(str, s.input_shape))),
+        head,
+        "-" * columns(head),
+    ]
     lines += [f"{a:<{w0}}  {b:<{w1}}  {p:>12,}  {m:>15,}" for a, b, p, m in rows]
-    lines += ["-" * len(head), f"Total params: {s.params:,}", f"Trainable params: {s.trainable:,}"]
+    lines += [
+        "-" * columns(head),
+        _("Total params: {n:,}", n=s.params),
+        _("Trainable params: {n:,}", n=s.trainable),
+    ]
     if s.params_not_run:
-        lines.append(f"Params not run in eval (e.g. GoogLeNet aux heads): {s.params_not_run:,}")
-    lines.append(f"Multiply-adds (MACs, conv + linear, one sample): {s.macs:,}")
-    lines.append(f"Activation memory (leaf outputs, one sample): {_human_bytes(s.activation_bytes)}")
-    verdict = "all match" if not s.mismatches else f"{len(s.mismatches)} MISMATCH(ES)"
+        lines.append(_("Params not run in eval (e.g. GoogLeNet aux heads): {n:,}", n=s.params_not_run))
+    lines.append(_("Multiply-adds (MACs, conv + linear, one sample): {n:,}", n=s.macs))
     lines.append(
-        f"Formula floor((I-K+2P)/S)+1 vs forward pass: {s.checked} conv/pool layers checked, {verdict}"
+        _("Activation memory (leaf outputs, one sample): {size}", size=_human_bytes(s.activation_bytes))
+    )
+    if s.mismatches:
+        verdict = _n("{n} MISMATCH", "{n} MISMATCHES", len(s.mismatches))
+    else:
+        verdict = _("all match")
+    lines.append(
+        _(
+            "Formula floor((I-K+2P)/S)+1 vs forward pass: {n} conv/pool layers checked, {verdict}",
+            n=s.checked,
+            verdict=verdict,
+        )
     )
     return "\n".join(lines)
 
@@ -289,16 +340,26 @@ def check_memory(name: str, shape: Shape, classes: int, width: float) -> None:
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    shape = parse_input(args.input)
-    check_memory(args.model, shape, args.classes, args.width)  # on the meta device: nothing allocated yet
-    model = build(args.model, shape, args.classes, args.width)
+    from cnnlab.checkpoint import run_model
+
+    run = run_model(args.model)
+    if run is not None:  # a trained run: its own model, built as it was, on its own input
+        shape, classes, width, name = run["shape"], len(run["classes"]), run["width"], run["model"]
+        model = get_model(name, **run["kwargs"])
+        title = f"{name} ({run['source']})"
+    else:
+        shape, classes, width, name = parse_input(args.input), args.classes, args.width, args.model
+        check_memory(name, shape, classes, width)  # on the meta device: nothing allocated yet
+        model = build(name, shape, classes, width)
+        title = name
     s = summarize(model, shape)
     if args.json:
-        print(json.dumps({"model": args.model, "classes": args.classes, "width": args.width, **s.to_json()}))
+        extra = {"checkpoint": run["source"]} if run else {}
+        print(json.dumps({"model": name, "classes": classes, "width": width, **extra, **s.to_json()}))
     else:
-        print(format_table(args.model, s))
+        print(format_table(title, s))
     for m in s.mismatches:  # the formula and PyTorch disagree: a bug in the model or in cnnlab.inside.sizes
-        print(f"cnnlab: BUG: {m}", file=sys.stderr)
+        print(_("cnnlab: BUG: {problem}", problem=m), file=sys.stderr)
     return 1 if s.mismatches else 0
 
 
@@ -306,7 +367,7 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def add_models_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_common(parser, f"input shape the counts are for (default {DEFAULT_INPUT})")
+    _add_common(parser, _("input shape the counts are for (default {default})", default=DEFAULT_INPUT))
 
 
 def model_row(name: str, shape: Shape, classes: int, width: float) -> dict:
@@ -328,12 +389,19 @@ def run_models(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    w = max(len(r["name"]) for r in rows)
-    print(f"{'x'.join(map(str, shape))} input, {args.classes} classes, width {args.width}")
-    print(f"{'Model':<{w}}  {'Params':>13}  {'MACs':>16}")
+    w = max([len(r["name"]) for r in rows] + [columns(_("Model"))])
+    print(
+        _(
+            "{input} input, {classes} classes, width {width}",
+            input="x".join(map(str, shape)),
+            classes=args.classes,
+            width=args.width,
+        )
+    )
+    print(f"{pad(_('Model'), w)}  {pad(_('Params'), 13, True)}  {pad(_('MACs'), 16, True)}")
     for r in rows:
         if "error" in r:
-            print(f"{r['name']:<{w}}  input too small: {r['error']}")
+            print(f"{r['name']:<{w}}  " + _("input too small: {error}", error=r["error"]))
         else:
             print(f"{r['name']:<{w}}  {r['params']:>13,}  {r['macs']:>16,}")
     return 0

@@ -10,6 +10,7 @@ imported lazily, so importing cnnlab costs nothing.
 import importlib
 import pkgutil
 import re
+import threading
 from collections.abc import Callable
 
 import torch.nn as nn
@@ -20,6 +21,7 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _ALIASES: dict[str, str] = {}  # old spelling -> registered name
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9.]+)*$")
 _loaded = False
+_LOADING = threading.RLock()  # re-entrant: a family's import may call back into the registry
 
 
 def register_model(name: str, aliases: tuple[str, ...] = ()):
@@ -43,10 +45,13 @@ def _load_families() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    for mod in pkgutil.iter_modules(__path__):
-        if not mod.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{mod.name}")
+    with _LOADING:  # threads asking at once (the server, tests) wait for one complete import
+        if _loaded:
+            return
+        for mod in pkgutil.iter_modules(__path__):
+            if not mod.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{mod.name}")
+        _loaded = True  # only now: a thread that saw it set finds every family registered
 
 
 def list_models() -> list[str]:

@@ -44,6 +44,27 @@ def first_conv_name(model: nn.Module) -> str:
     return next(n for n, m in model.named_modules() if isinstance(m, nn.Conv2d))
 
 
+def class_map(source, target) -> list[int] | None:
+    """For each target class, the row of the source classifier with the same name ("7" and "seven" are
+    the same class, cnnlab.data.spec.same_class); None unless every target class has exactly one."""
+    from cnnlab.data.spec import same_class
+
+    if not source:
+        return None
+    rows = []
+    for name in target:
+        found = [i for i, s in enumerate(source) if same_class(s, name)]
+        if len(found) != 1:
+            return None
+        rows.append(found[0])
+    return rows if len(set(rows)) == len(rows) else None
+
+
+def _pairs(source, target, rows: list[int]) -> str:
+    shown = [f"{t}={source[r]}" if str(t) != str(source[r]) else str(t) for t, r in zip(target, rows)]
+    return ", ".join(shown[:10]) + (", ..." if len(shown) > 10 else "")
+
+
 def _shape(t: torch.Tensor) -> str:
     return "x".join(str(s) for s in t.shape)
 
@@ -69,6 +90,18 @@ def load_into(
     head = head_name(model)
     heads = [head] + [f"{a}fc2" for a in AUX if f"{a}fc2.weight" in own]
     old_classes = w.classes
+    rows = class_map(old_classes, classes)
+    if rows is not None and list(old_classes) != list(classes):
+        if rows != list(range(len(old_classes))):  # another order, or a subset: pick the rows by name
+            for h in heads:
+                for suffix in (".weight", ".bias"):
+                    if h + suffix in state:
+                        state[h + suffix] = state[h + suffix][rows]
+        notes.append(
+            f"classifier {head} kept: its {len(old_classes)} classes mapped to yours by name "
+            f"({_pairs(old_classes, classes, rows)})"
+        )
+        old_classes = list(classes)
     differ = any(
         f"{h}.weight" in state and state[f"{h}.weight"].shape != own[f"{h}.weight"].shape for h in heads
     ) or (old_classes is not None and list(old_classes) != list(classes))

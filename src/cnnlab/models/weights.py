@@ -170,6 +170,32 @@ def from_file(path: str | Path) -> Weights:
     return Weights(read_state(p), str(p))
 
 
+def run_settings(path: str | Path) -> dict:
+    """The model settings of a cnnlab run given as --weights (model, width), so that `--weights RUN`
+    builds the run's own model; {} for other weight files (their model is --model)."""
+    p = Path(path)
+    if not (p.is_dir() or p.suffix in (".json", ".safetensors")) or not p.exists():
+        return {}
+    try:
+        meta = read_meta(resolve(p))
+    except CnnlabError:
+        return {}  # not a cnnlab checkpoint: --weights FILE says what is wrong when it is read
+    width = (meta.get("config") or {}).get("width", meta["model_kwargs"].get("width", 1.0))
+    return {"model": meta["model"], "width": float(width)}
+
+
+def run_input(path: str | Path) -> tuple[int, int] | None:
+    """(channels, size) of a cnnlab run given as --weights, else None."""
+    p = Path(path)
+    if not (p.is_dir() or p.suffix in (".json", ".safetensors")) or not p.exists():
+        return None
+    try:
+        meta = read_meta(resolve(p))
+    except CnnlabError:
+        return None
+    return meta["input_shape"][0], meta["input_shape"][1]
+
+
 def read_state(path: Path) -> dict[str, torch.Tensor]:
     """A flat name -> tensor dict from .safetensors or a pickle (weights_only); common wrappers removed."""
     path = Path(path)

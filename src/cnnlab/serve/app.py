@@ -32,7 +32,7 @@ try:
 except ImportError as e:  # the CLI turns this into one line instead of a traceback
     raise CnnlabError(f"cnnlab serve needs {e.name}: pip install 'cnnlab[serve]'") from None
 
-from cnnlab.inside.i18n import LANGS, page_catalogue
+from cnnlab.i18n import LANGS, page_catalogue
 from cnnlab.serve.deadline import KEEP_ALIVE_SECONDS, REQUEST_SECONDS, BodyDeadline, header_deadline_protocol
 from cnnlab.serve.explore import Explorer, explore_extras
 from cnnlab.serve.inference import MAX_PIXELS, Predictor, RequestError

@@ -27,10 +27,18 @@ def add_arguments(p) -> None:
     )
 
 
+def given_fields(args) -> set[str]:
+    """The TrainConfig fields the user set (a flag, or a keyword of the Python API)."""
+    return {f.name for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+
+
 def config_from_args(args) -> TrainConfig:
-    """Defaults, then the named recipe (if any), then every flag the user actually gave. With --resume
-    the base is the run's own config.json, so `--resume --out OUT` alone continues it unchanged."""
+    """Defaults, then the named recipe (if any), then the model of a run given as --weights, then every
+    flag the user actually gave. With --resume the base is the run's own saved settings, so
+    `--resume --out OUT` alone continues it unchanged. `--data-dir ROOT` alone, ROOT a folder of images
+    in class folders, is `--dataset ROOT`."""
     values = TrainConfig().to_dict()
+    given = given_fields(args)
     if getattr(args, "resume", None):
         values.update(saved_config(resume_dir(args.out)))
         values["overwrite"] = False  # the first run's --overwrite is history, not a request to replace it
@@ -38,9 +46,16 @@ def config_from_args(args) -> TrainConfig:
         from cnnlab.training.recipes import recipe_values
 
         values.update(recipe_values(args.recipe, args.dataset or values["dataset"]))
-    values.update(
-        {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
-    )
+    if getattr(args, "weights", None) and "model" not in given and not getattr(args, "resume", None):
+        from cnnlab.models.weights import run_settings
+
+        values.update(run_settings(args.weights))  # a cnnlab run: its model, unless --model says otherwise
+    values.update({name: getattr(args, name) for name in given})
+    if "dataset" not in given and values.get("data_dir") and not getattr(args, "resume", None):
+        from cnnlab.data.folder import is_image_folder
+
+        if is_image_folder(values["data_dir"]):
+            values["dataset"] = "folder"
     return TrainConfig.from_dict(values)
 
 
@@ -50,6 +65,13 @@ def saved_config(out: Path) -> dict:
     from cnnlab.training.resume_rules import STATE, saved_run_config
 
     saved = saved_run_config(out)
+    if not saved:
+        if not out.is_dir():
+            raise CnnlabError(f"--resume: {out} does not exist; pass --out RUN (a run folder with {STATE})")
+        raise CnnlabError(
+            f"--resume: nothing to continue in {out} (no {STATE}: the run never saved a checkpoint); "
+            "start it again without --resume"
+        )
     try:
         TrainConfig.from_dict({**TrainConfig().to_dict(), **saved, "overwrite": False, "resume": True})
     except CnnlabError as e:
@@ -67,22 +89,29 @@ def run(args) -> int:
 
         check_nproc(args.nproc)  # before a run folder is made for the workers
 
-        if not args.out and not args.resume:  # the workers write into one new numbered folder
-            from cnnlab.training.runs import new_run_dir
+        if args.out or args.resume:
+            return launch(args)
+        from cnnlab.training.runs import data_label, forget, latest_target, new_run_dir
+        from cnnlab.training.start import planned_model
 
-            cfg = config_from_args(args)
-            args.out = str(new_run_dir(cfg.model, cfg.dataset))
-        return launch(args)
+        before = latest_target()  # the workers write into one new numbered folder, made here
+        out = new_run_dir(planned_model(cfg, given_fields(args)), data_label(cfg.dataset, cfg.data_dir))
+        args.out = str(out)
+        code = launch(args)
+        if code and not any((out / f).exists() for f in ("last.safetensors", "state.pt")):
+            forget(out, True, before)  # failed before its first checkpoint: leave nothing
+        return code
     try:
         if cfg.finetune == "probe":  # refuses to run without --pretrained / --weights
             from cnnlab.training.transfer import train_probe  # frozen body, cached features, linear head
 
-            summary = train_probe(cfg, json_mode=args.json)
+            summary = train_probe(cfg, json_mode=args.json, given=given_fields(args))
             if summary is not None:
                 report(summary, args.json)
         else:
             # the summary is printed before the curves picture is drawn (matplotlib costs ~1 s to import)
-            summary = train(cfg, json_mode=args.json, on_summary=lambda s: report(s, args.json))
+            report_now = lambda s: report(s, args.json)  # noqa: E731
+            summary = train(cfg, json_mode=args.json, on_summary=report_now, given=given_fields(args))
     except Stop:
         if int(os.environ.get("RANK", "0")) != 0:
             return 0  # rank 0 reports the stop all ranks agreed on, and exits with its code

@@ -32,11 +32,11 @@ class TrainConfig:
     # data split and stopping
     val_split: float = 0.0  # fraction of the training set held out (seeded) for model selection
     patience: int = 0  # early stopping after this many epochs without val improvement (0 = off)
-    # image folders: --dataset folder --data-dir ROOT (or --dataset ROOT); see cnnlab.data.folder.
-    # --val-split above is then taken per class (stratified), like --test-split.
+    # your own image folders (--dataset ROOT or --data-dir ROOT; --val-split is then per class)
     image_size: int = (
-        0  # shorter side resized to N, centre crop (0 = from the data: 28 MNIST-like, 64 photos)
+        0  # shorter side resized to N, centre crop (0 = from the data: 28 handwriting, up to 64 photos)
     )
+    preprocess: str = "auto"  # how images are read: auto (decided from the folder, and said) | digit | photo
     channels: int = 0  # 1 or 3 (0 = 1 when every image is greyscale, else 3)
     classes: str = ""  # comma-separated class names: fixes their order or picks a subset ("" = all)
     test_split: float = 0.2  # per-class fraction held out for testing when there is no test/ folder
@@ -61,7 +61,7 @@ class TrainConfig:
     # run control
     seed: int = 0  # seeds weights, data order, augmentation
     out: str | None = (
-        None  # run folder (config, metrics, checkpoints, curves); default: new runs/<model>-<dataset>-<n>
+        None  # run folder (config, metrics, checkpoints, curves); none: a new runs/<model>-<dataset>-<n>
     )
     overwrite: bool = False  # allow reusing a non-empty --out
     resume: bool = False  # continue the run in --out from its resume state

@@ -1,6 +1,6 @@
 """What a training run needs from its dataset beyond the tensors: folder options from the config, the
 flip check for orientation-sensitive sets, class weights for `--balance`, the checkpoint fields that
-say how to prepare a new image, and the folder run's split.json / skipped.txt."""
+say where a folder run's data lives, and the folder run's split.json / skipped.txt."""
 
 from pathlib import Path
 
@@ -48,8 +48,8 @@ def class_weights(cfg, train_y: torch.Tensor, num_classes: int, device=None) -> 
 
 
 def extra_meta(data: Dataset) -> dict:
-    """Checkpoint fields: how `predict`/`serve` prepare an image; for folders, where the data lives."""
-    meta = {"preprocess": data.preprocess, "orientation_sensitive": data.orientation_sensitive}
+    """Checkpoint fields of folder runs beyond the data's description: where the data lives."""
+    meta: dict = {}
     fd = data.source
     if fd is not None:
         from cnnlab.data.folder_cache import SPLIT_FILE

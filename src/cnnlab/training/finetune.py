@@ -45,8 +45,9 @@ def init_from_weights(model: nn.Module, cfg: TrainConfig, data) -> dict:
     """Load the run's starting weights into `model`; records on it which parameters are new
     (`cnnlab_fresh`) and returns what checkpoints record about the start (source, preprocessing, notes).
 
-    ImageNet weights on 3-channel data also bring their normalisation (ImageNet's mean and std; 0.5 for
-    GoogLeNet): `data.mean`/`data.std` are set to it, so the body sees inputs scaled as in its training."""
+    Weights bring their normalisation -- ImageNet's mean and std (0.5 for GoogLeNet), a cnnlab run's own --
+    when the channel counts agree: `data.mean`/`data.std` are set to it, so the body sees inputs scaled as
+    in its training."""
     from cnnlab.models.adapt import load_into
     from cnnlab.models.weights import describe
 
@@ -56,7 +57,7 @@ def init_from_weights(model: nn.Module, cfg: TrainConfig, data) -> dict:
     fresh, notes = load_into(model, w, data.classes, cfg.model)
     model.cnnlab_fresh = fresh
     mean, std = w.preprocess.get("mean"), w.preprocess.get("std")
-    if w.kind == "imagenet" and mean and len(mean) == len(data.mean):
+    if w.kind in ("imagenet", "cnnlab") and mean and len(mean) == len(data.mean):
         data.mean, data.std = tuple(mean), tuple(std)
         notes.append(f"inputs normalised as the weights were trained: mean {mean}, std {std}")
     return {**describe(w), "notes": notes}

@@ -2,6 +2,9 @@
 config.py (read from the source with ast/tokenize, so the comment is the one documentation), grouped by
 the section comments; choices come from the validation rules; every boolean has --X and --no-X.
 
+In Korean the help comes from the catalogue, keyed by the English comment (cnnlab.i18n: the comments are
+messages like any `_()` literal, and the tests fail when one has no translation).
+
 Every flag defaults to None (= not given), so a recipe or a resumed run's config.json fills what the
 user did not type (`cnnlab.training.cli.config_from_args`).
 """
@@ -14,18 +17,21 @@ import tokenize
 from dataclasses import MISSING, fields
 from functools import lru_cache
 
+from cnnlab.i18n import N_, _
 from cnnlab.training import config
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.validate import RULES
 
+SETTINGS = N_("settings")  # the group of a field with no section comment above it
+
 
 @lru_cache(maxsize=1)
-def field_docs() -> dict[str, tuple[str, str]]:
-    """{field name: (section comment above it, its own comment)} from TrainConfig's source."""
+def _comments() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """({field: (section, own comment)}, {section: the further comment lines under its title})."""
     try:
         src = inspect.getsource(config)
     except (OSError, TypeError):  # no source shipped: flags still work, with plainer help
-        return {}
+        return {}, {}
     lines = src.splitlines()
     comments = {
         t.start[0]: t.string.lstrip("#").strip()
@@ -33,17 +39,34 @@ def field_docs() -> dict[str, tuple[str, str]]:
         if t.type == tokenize.COMMENT
     }
     cls = next(n for n in ast.parse(src).body if isinstance(n, ast.ClassDef) and n.name == "TrainConfig")
-    docs, section, prev_end = {}, "", cls.lineno
+    docs, notes, section, prev_end = {}, {}, "", cls.lineno
     for node in cls.body:
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
             continue
-        for n in range(prev_end + 1, node.lineno):  # whole-line comments between fields: a section title
-            if n in comments and lines[n - 1].strip().startswith("#"):
-                section = comments[n]
+        # whole-line comments between fields: the first is a section title, any further ones its note
+        block = [
+            comments[n]
+            for n in range(prev_end + 1, node.lineno)
+            if n in comments and lines[n - 1].strip().startswith("#")
+        ]
+        if block:
+            section = block[0]
+            if block[1:]:
+                notes[section] = " ".join(block[1:])
         own = " ".join(comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments)
         docs[node.target.id] = (section, own)
         prev_end = node.end_lineno
-    return docs
+    return docs, notes
+
+
+def field_docs() -> dict[str, tuple[str, str]]:
+    """{field name: (section comment above it, its own comment)} from TrainConfig's source."""
+    return _comments()[0]
+
+
+def section_notes() -> dict[str, str]:
+    """{section title: the comment lines under it} (e.g. how --val-split works for image folders)."""
+    return _comments()[1]
 
 
 def _default(f) -> object:
@@ -52,22 +75,22 @@ def _default(f) -> object:
 
 def _shown(value: object) -> str:
     if isinstance(value, bool):
-        return "on" if value else "off"
+        return _("on") if value else _("off")
     if isinstance(value, tuple):
         return " ".join(map(str, value))
-    return "none" if value is None else str(value)
+    return _("none") if value is None else str(value)
 
 
 def help_text(name: str, default: object) -> str:
-    """The field's comment, its choices and its default; '%' escaped for argparse."""
-    _, own = field_docs().get(name, ("", ""))
-    parts = [own or name.replace("_", " ")]
+    """The field's comment, its choices and its default, in the current language; '%' escaped for argparse."""
+    own = field_docs().get(name, ("", ""))[1]
+    parts = [_(own) if own else name.replace("_", " ")]
     rule = RULES.get(name)
     if rule is not None and rule.choices is not None:
-        parts.append(f"choices: {', '.join(rule.names())}")
+        parts.append(_("choices: {names}", names=", ".join(rule.names())))
     elif rule is not None and rule.kind in (int, float):
         parts.append(rule.allowed())
-    parts.append(f"default: {_shown(default)}")
+    parts.append(_("default: {value}", value=_shown(default)))
     return "; ".join(parts).replace("%", "%%")
 
 
@@ -75,8 +98,11 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field, in argument groups named by config.py's section comments."""
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in fields(TrainConfig):
-        section = field_docs().get(f.name, ("",))[0] or "settings"
-        group = groups.get(section) or groups.setdefault(section, p.add_argument_group(section))
+        section = field_docs().get(f.name, ("",))[0] or SETTINGS
+        if section not in groups:
+            note = section_notes().get(section)
+            groups[section] = p.add_argument_group(_(section), _(note) if note else None)
+        group = groups[section]
         flag, default = "--" + f.name.replace("_", "-"), _default(f)
         help_ = help_text(f.name, default)
         rule = RULES.get(f.name)

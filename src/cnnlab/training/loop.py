@@ -17,21 +17,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnlab.checkpoint import atomic_write_text, save_checkpoint, unwrap
-from cnnlab.data import Dataset, to_float
-from cnnlab.data.augment import augment_batch, check_spec
+from cnnlab.data import to_float
+from cnnlab.data.augment import augment_batch
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluate import evaluate
-from cnnlab.inside.summary import check_input
-from cnnlab.models import get_model
 from cnnlab.training.budget import start_budget
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.data_setup import class_weights, extra_meta, folder_splits, load_run_data, save_run_files
-from cnnlab.training.finetune import FineTune, init_from_weights, limit_test, per_class_subset, wants_weights
+from cnnlab.training.data_setup import class_weights, save_run_files
+from cnnlab.training.finetune import FineTune, wants_weights
 from cnnlab.training.logger import Logger
 from cnnlab.training.metrics import append_metrics, stale_epochs, summarize
 from cnnlab.training.optim import build_optimizer, build_scheduler
 from cnnlab.training.phases import Phases
-from cnnlab.training.precision import PRECISIONS, autocast, resolve
+from cnnlab.training.precision import autocast, resolve
 from cnnlab.training.process import set_up
 from cnnlab.training.resume import (
     DIST_TIMEOUT,
@@ -42,8 +40,8 @@ from cnnlab.training.resume import (
     make_deterministic,
     resume,
 )
-from cnnlab.training.runs import LATEST, RUNS, release_runs, run_folder
-from cnnlab.training.validate import check_train_size, check_validation_set
+from cnnlab.training.runs import LATEST, RUNS, open_run_folder, release_runs
+from cnnlab.training.start import begin, discard
 
 
 @dataclass
@@ -78,35 +76,6 @@ def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
-def split_validation(data: Dataset, frac: float, seed: int):
-    """(train_x, train_y, val_x, val_y): a seeded fraction of the training set is held out."""
-    if not 0 <= frac < 1:
-        raise CnnlabError(f"--val-split must be in [0, 1), got {frac}")
-    n = len(data.train_y)
-    n_val = int(round(n * frac))
-    if n_val == 0:
-        return data.train_x, data.train_y, None, None
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919))
-    tr, va = order[n_val:].sort().values, order[:n_val].sort().values
-    return data.train_x[tr], data.train_y[tr], data.train_x[va], data.train_y[va]
-
-
-def run_data(cfg: TrainConfig, log) -> tuple[Dataset, tuple]:
-    """The dataset and the (train_x, train_y, val_x, val_y) a run trains on, after --val-split (a folder
-    brings its own stratified split), --train-per-class and --limit-train; shared by `--finetune probe`."""
-    data = limit_test(load_run_data(cfg, log, log.bar_ok), cfg.limit_test)  # folders: table, skipped files
-    train_x, train_y, val_x, val_y = folder_splits(data) or split_validation(data, cfg.val_split, cfg.seed)
-    check_validation_set(cfg, 0 if val_y is None else len(val_y))  # --patience with nothing to watch
-    if cfg.train_per_class:
-        train_x, train_y = per_class_subset(
-            train_x, train_y, cfg.train_per_class, cfg.seed, len(data.classes)
-        )
-    if cfg.limit_train:
-        train_x, train_y = train_x[: cfg.limit_train], train_y[: cfg.limit_train]
-    check_train_size(cfg, len(train_y))  # --val-split near 1 can leave nothing to train on
-    return data, (train_x, train_y, val_x, val_y)
-
-
 def compute_loss(
     model: nn.Module, out, y: torch.Tensor, smoothing: float, scale: float, class_weight=None
 ) -> torch.Tensor:
@@ -123,47 +92,24 @@ def compute_loss(
     return total * scale
 
 
-def validate_names(cfg: TrainConfig) -> None:
-    """Fail on a misspelt name before touching the disk or reading data."""
-    from cnnlab.data import list_datasets
-    from cnnlab.models import canonical_name, list_models
-    from cnnlab.training.data_setup import is_folder
-    from cnnlab.training.optim import OPTIMIZERS, SCHEDULES
-
-    datasets = list_datasets() + ([cfg.dataset] if is_folder(cfg) else [])
-    for what, value, names in (
-        ("model", canonical_name(cfg.model), list_models()),  # old spellings (vgg11_bn) still work
-        ("dataset", cfg.dataset, datasets),
-        ("optimizer", cfg.optimizer, OPTIMIZERS),
-        ("schedule", cfg.schedule, SCHEDULES),
-        ("precision", cfg.precision, PRECISIONS),
-    ):
-        if value not in names:
-            raise CnnlabError(f"unknown {what} {value!r}; choose from: {', '.join(names)}")
-
-
-def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
-    c, h, _ = data.shape
-    extra = {} if cfg.aux or not cfg.model.startswith("googlenet") else {"aux_logits": False}
-    kwargs = dict(num_classes=len(data.classes), in_channels=c, input_size=h, width=cfg.width, **extra)
-    model = get_model(cfg.model, **kwargs)
-    model.cnnlab_kwargs = kwargs  # saved in checkpoints so `load_checkpoint` can rebuild it
-    check_input(model, (c, h, h))  # names the layer where a too-small input would shrink to zero
-    if wants_weights(cfg):  # --pretrained / --weights: new classifier, adapted first conv, rest strict
-        model.cnnlab_weights = init_from_weights(model, cfg, data)
-    return model
-
-
-def train(cfg: TrainConfig, json_mode: bool = False, on_summary=None) -> dict | None:
+def train(
+    cfg: TrainConfig, json_mode: bool = False, on_summary=None, given: set[str] | None = None
+) -> dict | None:
     """Train per cfg; returns the summary that `cnnlab train --json` prints (None on ranks > 0).
-    `on_summary(summary)` is called as soon as it is known, before the curves picture is drawn."""
+    `on_summary(summary)` is called as soon as it is known, before the curves picture is drawn. `given`:
+    the settings the user chose (a folder run fills the others for its data; None: cfg as it is)."""
+    opened: list = []  # (folder, created, where runs/latest pointed): undone if no checkpoint was written
     try:
-        return _train(cfg, json_mode, on_summary)
+        return _train(cfg, json_mode, on_summary, given, opened)
+    except BaseException:
+        if opened and not cfg.resume:
+            discard(*opened)
+        raise
     finally:
         release_runs()  # the run folder's lock (training/runs.py), also after an error or a stop
 
 
-def _train(cfg: TrainConfig, json_mode: bool, on_summary) -> dict | None:
+def _train(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: list) -> dict | None:
     phases = Phases()
     phases.mark("start-up")  # Python, torch and cnnlab imports, argument parsing
     dd = init_distributed()
@@ -171,19 +117,23 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary) -> dict | None:
     set_up(cfg.threads)  # threads; no page faults for freed activations on glibc (training/process.py)
     make_deterministic(cfg)
     torch.manual_seed(cfg.seed)
-    validate_names(cfg)
-    check_spec(cfg.augment, cfg.dataset)
-    out = run_folder(cfg) if dd.main else Path(cfg.out or RUNS / LATEST)  # locked; numbered if no --out
+    run = begin(cfg, log, given)  # settings -> weights -> data -> model; nothing written yet
+    cfg, data, model, meta = run.cfg, run.data, run.model, run.meta
+    train_x, train_y, val_x, val_y = run.split
+    phases.mark("data")
+    if dd.main:
+        opened[:] = open_run_folder(cfg)  # locked; a new numbered folder (and runs/latest) if no --out
+        out = opened[0]
+    else:
+        out = Path(cfg.out or RUNS / LATEST)
     cfg = replace(cfg, out=str(out))  # a copy: config.json and messages name the real folder
+    meta["config"] = cfg.to_dict()
     log(f"run folder: {out}")
     if cfg.tensorboard:
         log.open_tensorboard(out / "tensorboard")
-    data, (train_x, train_y, val_x, val_y) = run_data(cfg, log)
-    phases.mark("data")
-    model = build_model(cfg, data).to(dd.device)
+    model = model.to(dd.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    meta = {**checkpoint_meta(cfg, model, data), **extra_meta(data)}
     meta["precision"] = precision = resolve(cfg.precision, cfg.recipe, dd.device)
     class_weight = class_weights(cfg, train_y, len(data.classes), dd.device)  # --balance
     if dd.world > 1:
@@ -343,20 +293,6 @@ def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log) -> f
         f"test acc {row['test_accuracy']:.2%}{val}, {row['images_per_second']:.0f} img/s, {row['seconds']:.1f}s"
     )
     return best
-
-
-def checkpoint_meta(cfg: TrainConfig, model: nn.Module, data: Dataset) -> dict:
-    return {
-        "model": cfg.model,
-        "model_kwargs": model.cnnlab_kwargs,
-        "dataset": data.name,
-        "classes": data.classes,
-        "mean": list(data.mean),
-        "std": list(data.std),
-        "input_shape": list(data.shape),
-        "config": cfg.to_dict(),
-        **({"weights": model.cnnlab_weights} if hasattr(model, "cnnlab_weights") else {}),
-    }
 
 
 def draw_curves(out: Path, log) -> None:

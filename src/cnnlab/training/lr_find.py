@@ -5,7 +5,9 @@ the learning rate growing exponentially from --start-lr (1e-7) to --end-lr (10) 
 the loss is smoothed (exponential moving average, bias-corrected) and the sweep stops once the smoothed
 loss exceeds 4x its minimum: it diverged. Suggested rate: fastai's "valley" -- the longest stretch over
 which the loss keeps falling, about halfway down it; the steepest-descent point is printed too.
-Takes every `cnnlab train` flag (model, dataset, --weights, optimiser, batch size, ...).
+Takes every `cnnlab train` flag and starts as `train` does (training/start.py): the same data (folder options,
+image size, --val-split, --classes, ...), the same model and weights, precision, augmentation and memory
+format; only the learning rate is swept.
 """
 
 import copy
@@ -61,16 +63,18 @@ def steepest(lrs: list[float], losses: list[float]) -> float:
     return lrs[1 + min(range(len(slopes)), key=slopes.__getitem__)]
 
 
-def find(model: nn.Module, make_optimizer, batches, rates: list[float], loss_fn) -> dict:
+def find(model: nn.Module, make_optimizer, batches, rates: list[float], loss_fn, forward=None) -> dict:
     """Run the sweep on a copy of `model`; `batches` yields (x, y) forever, `make_optimizer(module)` builds
-    the optimiser, `loss_fn(model, out, y)` the mean loss. Returns lrs, losses (smoothed), raw losses."""
+    the optimiser, `loss_fn(model, out, y)` the mean loss, `forward(net, x)` the output (default net(x):
+    the caller may wrap it, e.g. in bf16 autocast). Returns lrs, losses (smoothed), raw losses."""
+    forward = forward or (lambda net, x: net(x))
     net = copy.deepcopy(model).train()
     opt = make_optimizer(net)
     avg, best, lrs, smooth, raw = 0.0, math.inf, [], [], []
     for i, (lr, (x, y)) in enumerate(zip(rates, batches)):
         for g in opt.param_groups:
             g["lr"] = lr
-        loss = loss_fn(net, net(x), y)
+        loss = loss_fn(net, forward(net, x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -93,20 +97,26 @@ def draw(result: dict, png: Path) -> None:
     from matplotlib.figure import Figure
 
     from cnnlab.checkpoint import atomic_write
+    from cnnlab.i18n import _
+    from cnnlab.i18n.fonts import picture_text
 
-    fig = Figure(figsize=(6, 4), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.plot(result["lrs"], result["losses"])
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("loss (smoothed)")
-    losses = result["losses"]
-    ax.set_ylim(min(losses) * 0.95, min(max(losses), 1.5 * losses[0]) * 1.02)  # the diverged tail off-scale
-    for key, colour in (("suggestion", "tab:red"), ("steepest", "tab:green")):
-        ax.axvline(result[key], color=colour, linestyle="--", label=f"{key} {result[key]:.2e}")
-    ax.legend()
-    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    with picture_text():  # Korean labels need a Hangul font (or fall back to English)
+        fig = Figure(figsize=(6, 4), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        ax.plot(result["lrs"], result["losses"])
+        ax.set_xscale("log")
+        ax.set_xlabel(_("learning rate"))
+        ax.set_ylabel(_("loss (smoothed)"))
+        losses = result["losses"]
+        ax.set_ylim(
+            min(losses) * 0.95, min(max(losses), 1.5 * losses[0]) * 1.02
+        )  # the diverged tail off-scale
+        labels = {"suggestion": _("suggestion {lr:.2e}"), "steepest": _("steepest {lr:.2e}")}
+        for key, colour in (("suggestion", "tab:red"), ("steepest", "tab:green")):
+            ax.axvline(result[key], color=colour, linestyle="--", label=labels[key].format(lr=result[key]))
+        ax.legend()
+        atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
 def add_arguments(p) -> None:
@@ -120,41 +130,67 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from cnnlab.data import load_dataset, to_float
-    from cnnlab.training.cli import config_from_args
-    from cnnlab.training.loop import build_model, compute_loss, epoch_order, validate_names
+    from cnnlab.data import to_float
+    from cnnlab.data.augment import augment_batch
+    from cnnlab.training.cli import config_from_args, given_fields
+    from cnnlab.training.data_setup import class_weights
+    from cnnlab.training.logger import Logger
+    from cnnlab.training.loop import compute_loss, epoch_order
     from cnnlab.training.optim import build_optimizer
+    from cnnlab.training.precision import autocast, resolve
     from cnnlab.training.process import set_up
+    from cnnlab.training.start import begin
 
     cfg = config_from_args(args)
     rates = sweep_rates(args.start_lr, args.end_lr, args.num_steps)
-    validate_names(cfg)
     set_up(cfg.threads)  # training/process.py
     torch.manual_seed(cfg.seed)
-    data = load_dataset(cfg.dataset, cfg.data_dir, progress=not args.json)
-    x_all, y_all = data.train_x, data.train_y
-    if cfg.limit_train:
-        x_all, y_all = x_all[: cfg.limit_train], y_all[: cfg.limit_train]
-    model = build_model(cfg, data)
+    log = Logger(True, args.json)
+    # the run's own start (training/start.py): the same data, folder settings, image size and model as
+    # `cnnlab train` with these flags would use
+    start = begin(cfg, log, given_fields(args))
+    cfg, data, model = start.cfg, start.data, start.model
+    x_all, y_all = start.split[0], start.split[1]
+    precision = resolve(cfg.precision, cfg.recipe, torch.device("cpu"))
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    c, size, _ = start.spec.shape
+    log(
+        f"lr-find: {cfg.model} trains at {size}x{size} ({c} channel(s)) on {len(y_all)} images of "
+        f"{data.name}, batch {cfg.batch_size}, {precision}"
+    )
+    class_weight = class_weights(cfg, y_all, len(data.classes))
 
     def batches():
-        epoch = 0
+        epoch, step = 0, 0
         while True:
             order = epoch_order(cfg.seed, epoch, len(y_all))
             for i in range(0, len(order), cfg.batch_size):
                 idx = order[i : i + cfg.batch_size]
-                yield to_float(x_all[idx], data.mean, data.std), y_all[idx]
+                x = to_float(x_all[idx], data.mean, data.std)
+                if cfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                if cfg.augment != "none":
+                    x = augment_batch(x, cfg.augment, torch.Generator().manual_seed(cfg.seed * 7 + step))
+                step += 1
+                yield x, y_all[idx]
             epoch += 1
 
     def loss_fn(net, out, y):
-        return compute_loss(net, out, y, cfg.label_smoothing, 1.0 / len(y))
+        return compute_loss(net, out, y, cfg.label_smoothing, 1.0 / len(y), class_weight)
 
-    result = find(model, lambda net: build_optimizer(cfg, net), batches(), rates, loss_fn)
+    def forward(net, x):
+        with autocast(precision):
+            return net(x)
+
+    result = find(model, lambda net: build_optimizer(cfg, net), batches(), rates, loss_fn, forward)
     if len(result["lrs"]) < 3:
         raise CnnlabError("lr-find: the loss diverged within the first steps; lower --start-lr")
     result["suggestion"] = valley(result["lrs"], result["losses"])
     result["steepest"] = steepest(result["lrs"], result["losses"])
     result["plot"] = str(args.plot)
+    result["input_shape"] = list(start.spec.shape)
+    result["precision"] = precision
     draw(result, Path(args.plot))
     if args.json:
         print(json.dumps(result))

@@ -19,6 +19,7 @@ BENCHMARKS.md and docs/speed.md (`python benchmarks/recipes.py`).
 `precision` "auto" uses bf16 on hardware that computes it natively, for the recipes in BF16_VERIFIED.
 """
 
+from cnnlab.errors import CnnlabError
 from cnnlab.options import unknown_error
 
 RECIPES: dict[str, dict] = {
@@ -123,13 +124,24 @@ VARIANTS: dict[tuple[str, str], dict] = {
 }
 
 
+# `folder`: settings for a folder of your own images, chosen once the folder is read (its size, its kind of
+# image): training/folder_recipe.py. The default for folders when no recipe is named.
+FOLDER = "folder"
+
+
 def list_recipes() -> list[str]:
-    return sorted(RECIPES)
+    return sorted([*RECIPES, FOLDER])
 
 
 def recipe_values(name: str, dataset: str | None = None) -> dict:
     """The TrainConfig values of recipe `name` (plus `recipe=name`), with its variant for `dataset` if it
     has one; CnnlabError for an unknown name."""
+    if name == FOLDER:
+        from cnnlab.data import DATASETS
+
+        if dataset in DATASETS:
+            raise CnnlabError(f"--recipe {FOLDER} is for folders of your own images, not {dataset}")
+        return {"recipe": FOLDER}  # its values wait for the folder (training/start.py settle)
     if name not in RECIPES:
         raise unknown_error("recipe", name, list_recipes(), "--recipe")
     return {**RECIPES[name], **VARIANTS.get((name, dataset or ""), {}), "recipe": name}

@@ -69,6 +69,17 @@ def new_run_dir(model: str, dataset: str, root: Path = RUNS) -> Path:
     return out
 
 
+def data_label(dataset: str, data_dir: str | None) -> str:
+    """What a numbered run folder is named after: the dataset's name, or a folder dataset's own name
+    (runs/fastnet-bn-digits-1, not runs/fastnet-bn-home-me-photos-digits-1)."""
+    from cnnlab.data import DATASETS
+
+    if dataset in DATASETS:
+        return dataset
+    root = data_dir if dataset == "folder" and data_dir else dataset
+    return Path(root).expanduser().resolve().name or "folder"
+
+
 def _numbered(name: str, prefix: str) -> bool:
     return name.startswith(prefix) and name[len(prefix) :].isdigit()
 
@@ -221,10 +232,51 @@ def resume_dir(out: str | None) -> Path:
 
 def run_folder(cfg) -> Path:
     """The folder this run writes to: --out as given, else a new numbered folder (--resume: runs/latest)."""
+    return open_run_folder(cfg)[0]
+
+
+def latest_target() -> str | None:
+    """Where runs/latest points now (None: no link)."""
+    try:
+        return os.readlink(RUNS / LATEST)
+    except OSError:
+        return None
+
+
+def open_run_folder(cfg) -> tuple[Path, bool, str | None]:
+    """(the run's folder, locked; whether this call created it; where runs/latest pointed before): what
+    `forget` needs to undo it when the run fails before its first checkpoint."""
     if cfg.resume and not cfg.out and not (RUNS / LATEST).exists():
         raise CnnlabError(
             f"--resume without --out continues {RUNS / LATEST}, which does not exist; pass --out RUN"
         )
+    before = latest_target()
     if cfg.out or cfg.resume:
-        return prepare_out(resume_dir(cfg.out), cfg.overwrite, cfg.resume)
-    return prepare_out(new_run_dir(cfg.model, cfg.dataset), cfg.overwrite, cfg.resume)
+        out = resume_dir(cfg.out)
+        created = not out.exists()
+        return prepare_out(out, cfg.overwrite, cfg.resume), created, before
+    out = new_run_dir(cfg.model, data_label(cfg.dataset, cfg.data_dir))
+    try:
+        return prepare_out(out, cfg.overwrite, cfg.resume), True, before
+    except BaseException:
+        forget(out, True, before)
+        raise
+
+
+def forget(out: Path, created: bool, latest_before: str | None) -> None:
+    """Undo a run folder that never got a checkpoint: remove what the run wrote (the whole folder when it
+    made it) and point runs/latest back where it pointed before."""
+    import shutil
+
+    release_runs()
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+    else:
+        for name in (*RUN_FILES, "config.json", "curves.png"):
+            (out / name).unlink(missing_ok=True)
+    link = RUNS / LATEST
+    if link.is_symlink() and out.name == os.readlink(link):
+        if latest_before is None:
+            link.unlink(missing_ok=True)
+        else:
+            point_latest(RUNS, RUNS / latest_before)

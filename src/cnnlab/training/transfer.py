@@ -13,6 +13,7 @@ The result is an ordinary run folder: the whole model (frozen body + trained hea
 import copy
 import hashlib
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -25,21 +26,14 @@ from cnnlab.data.cache import Writer, cache_key, load
 from cnnlab.errors import CnnlabError
 from cnnlab.models.adapt import head_name
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.data_setup import extra_meta, save_run_files
+from cnnlab.training.data_setup import save_run_files
 from cnnlab.training.finetune import make_optimizer, wants_weights
 from cnnlab.training.logger import Logger
-from cnnlab.training.loop import (
-    _json,
-    build_model,
-    checkpoint_meta,
-    draw_curves,
-    epoch_order,
-    run_data,
-    validate_names,
-)
+from cnnlab.training.loop import _json, draw_curves, epoch_order
 from cnnlab.training.metrics import append_metrics, summarize
 from cnnlab.training.process import set_up
-from cnnlab.training.runs import release_runs, run_folder
+from cnnlab.training.runs import open_run_folder, release_runs
+from cnnlab.training.start import begin, discard
 
 
 @torch.inference_mode()
@@ -103,15 +97,20 @@ def score(head: nn.Linear, fx, fy) -> tuple[float, float]:
     return F.cross_entropy(logits, fy).item(), (logits.argmax(1) == fy).float().mean().item()
 
 
-def train_probe(cfg: TrainConfig, json_mode: bool = False) -> dict:
+def train_probe(cfg: TrainConfig, json_mode: bool = False, given: set[str] | None = None) -> dict:
     """`cnnlab train --finetune probe`: returns the same summary as a normal run."""
+    opened: list = []
     try:
-        return _train_probe(cfg, json_mode)
+        return _train_probe(cfg, json_mode, given, opened)
+    except BaseException:
+        if opened and not cfg.resume:
+            discard(*opened)  # nothing left behind by a probe that failed before its checkpoint
+        raise
     finally:
         release_runs()  # the run folder's lock
 
 
-def _train_probe(cfg: TrainConfig, json_mode: bool) -> dict:
+def _train_probe(cfg: TrainConfig, json_mode: bool, given, opened: list) -> dict:
     log = Logger(True, json_mode)
     if not wants_weights(cfg):
         raise CnnlabError("--finetune probe needs weights to probe: pass --pretrained or --weights FILE")
@@ -121,11 +120,13 @@ def _train_probe(cfg: TrainConfig, json_mode: bool) -> dict:
         )
     set_up(cfg.threads)  # training/process.py
     torch.manual_seed(cfg.seed)
-    validate_names(cfg)
-    out = run_folder(cfg)  # locked; numbered when there is no --out
-    data, (train_x, train_y, val_x, val_y) = run_data(cfg, log)
-    model = build_model(cfg, data).to(memory_format=torch.channels_last)
-    meta = {**checkpoint_meta(cfg, model, data), **extra_meta(data), "precision": "fp32"}
+    run = begin(cfg, log, given)  # settings -> weights -> data -> model; nothing written yet
+    cfg, data, model = run.cfg, run.data, run.model.to(memory_format=torch.channels_last)
+    train_x, train_y, val_x, val_y = run.split
+    opened[:] = open_run_folder(cfg)  # locked; numbered when there is no --out
+    out = opened[0]
+    cfg = replace(cfg, out=str(out))
+    meta = {**run.meta, "config": cfg.to_dict(), "precision": "fp32"}
     atomic_write_text(out / "config.json", _json(cfg.to_dict()))
     save_run_files(out, data, log)  # folders: split.json, skipped.txt
     (out / "metrics.csv").unlink(missing_ok=True)

@@ -83,6 +83,7 @@ RULES: dict[str, Rule] = {
     "limit_test": Rule(int, 0, BIG),
     # image folders
     "image_size": Rule(int, 0, 4096),
+    "preprocess": Rule(str, choices=("auto", "digit", "photo"), what="way to read images"),
     "channels": Rule(int, 0, 3),
     "classes": Rule(str, empty_ok=True),
     "test_split": Rule(float, **UNIT),

@@ -232,6 +232,11 @@ function setGradcam(g) {
   }
 }
 
+function setLabel(text) {
+  $("label").textContent = text;
+  $("label").classList.toggle("long", [...text].length > 3); // "7" stays big; "T-shirt/top" is smaller
+}
+
 function setStatus(text, isError = false) {
   $("status").textContent = text;
   $("status").classList.toggle("error", isError);
@@ -239,7 +244,7 @@ function setStatus(text, isError = false) {
 
 function showError(message) {
   setStatus(message, true);
-  $("label").textContent = "–";
+  setLabel("–");
   $("confidence").textContent = t("no_prediction");
 }
 
@@ -248,7 +253,7 @@ function resetResult() {
   if (state.abort) state.abort.abort();
   state.result = null;
   state.blob = null;
-  $("label").textContent = "–";
+  setLabel("–");
   $("confidence").textContent = t(state.photo ? "upload_something" : "draw_something");
   $("input-preview").hidden = true;
   $("input-placeholder").hidden = false;
@@ -263,7 +268,7 @@ function resetResult() {
 function showResult(r) {
   state.result = r;
   const p = r.probabilities[r.prediction];
-  $("label").textContent = r.label;
+  setLabel(r.label);
   $("confidence").textContent = t("sure", { p: (p * 100).toFixed(1) });
   $("input-preview").src = r.input;
   $("input-preview").hidden = false;

@@ -1,5 +1,6 @@
 // Detail views with this image's real numbers (POST /api/detail): convolution (patch x kernel per channel,
-// the sums, the bias, stepping across the map), ReLU, max/average pooling, flatten, fully connected, softmax.
+// the sums, the bias, stepping across the map), ReLU (on a map or on a vector), max/average pooling, batch
+// norm, flatten, fully connected, softmax, and a block's output map.
 // The page does the arithmetic itself from the numbers it gets, and shows the network's own activation
 // next to it: the two agree (tests/test_browser_explore.py checks it).
 "use strict";
@@ -82,9 +83,12 @@
     return row;
   }
 
+  // a map (rows of values) has rows x columns positions, a vector (after a fully connected layer) its length
+  const isMap = (o) => Array.isArray(o) && Array.isArray(o[0]);
+  const positions = (o) => (isMap(o) ? o.length * o[0].length : o.length);
+
   function move(delta) {
-    const o = d.data.output;
-    const count = o.length * o[0].length;
+    const count = positions(d.data.output);
     d.pos = (d.pos + delta + count) % count;
     render();
   }
@@ -184,15 +188,52 @@
   }
 
   function renderBeforeAfter(x, box) {
+    if (!isMap(x.output)) return renderVector(x, box);
     const W = x.output[0].length, r = Math.floor(d.pos / W), c = d.pos % W;
     if (x.kind === "relu") box.append(el("p", "", t("relu_explain")));
+    if (x.kind === "batchnorm") {
+      box.append(el("p", "", t("batchnorm_explain", {
+        unit: x.unit, name: x.name, mean: fmt(x.mean, 4), var: fmt(x.var, 4), eps: x.eps, weight: fmt(x.weight, 4), bias: fmt(x.bias, 4),
+      })));
+    }
     box.append(controls(x.output.length * W), el("p", "formula", t("position", { row: r, col: c })));
     const g = el("div", "conv-grids");
     g.append(figure(t("before"), heat(x.input, [r, c, 1, 1], pick)), figure(t("after"), heat(x.output, [r, c, 1, 1], pick)));
     box.append(g);
     const v = x.input[r][c];
     if (x.kind === "relu") box.append(sumLine("detail-sum", `max(0, ${fmt(v, 4)})`, Math.max(0, v)));
+    if (x.kind === "batchnorm") {
+      const y = ((v - x.mean) / Math.sqrt(x.var + x.eps)) * x.weight + x.bias;
+      const text = `(${fmt(v, 4)} − ${fmt(x.mean, 4)}) / √(${fmt(x.var, 4)} + ${x.eps}) × ${fmt(x.weight, 4)} + ${fmt(x.bias, 4)}`;
+      box.append(sumLine("detail-sum", text, y));
+    }
     box.append(sumLine("detail-activation", t("server_value"), x.output[r][c]));
+  }
+
+  function renderVector(x, box) {
+    // an element-wise layer on a vector (the ReLU between two fully connected layers): value i before and
+    // after, with its neighbours for context; Step walks along the vector
+    const n = x.output.length, i = d.pos, SHOW = 12;
+    const from = Math.max(0, Math.min(i - SHOW / 2, n - SHOW)), to = Math.min(n, from + SHOW);
+    if (x.kind === "relu") box.append(el("p", "", t("relu_explain")));
+    box.append(controls(n), el("p", "formula", t("vector_position", { i, n })));
+    const cells = (values) => {
+      // a wrapping row of cells (a grid of 12 would be wider than a phone), the current value marked
+      const row = el("div", "vector num");
+      values.slice(from, to).forEach((v, k) => {
+        const cell = el("div", from + k === i ? "cell cur" : "cell", fmt(v, 2));
+        cell.title = `[${from + k}]`;
+        row.append(cell);
+      });
+      return row;
+    };
+    const g = el("div", "conv-grids");
+    const span = `[${from} … ${to - 1}]`;
+    g.append(figure(`${t("before")} ${span}`, cells(x.input)), figure(`${t("after")} ${span}`, cells(x.output)));
+    box.append(g);
+    const v = x.input[i];
+    if (x.kind === "relu") box.append(sumLine("detail-sum", `max(0, ${fmt(v, 4)})`, Math.max(0, v)));
+    box.append(sumLine("detail-activation", t("server_value"), x.output[i]));
   }
 
   function renderFlatten(x, box) {
@@ -258,12 +299,12 @@
     body.dataset.at = `${x.column}-${x.unit ?? 0}`;
     if (x.kind === "conv") renderConv(x, body);
     else if (x.kind === "maxpool" || x.kind === "avgpool") renderPool(x, body);
-    else if (x.kind === "relu" || x.kind === "before-after") renderBeforeAfter(x, body);
+    else if (x.kind === "relu" || x.kind === "before-after" || x.kind === "batchnorm") renderBeforeAfter(x, body);
     else if (x.kind === "flatten") renderFlatten(x, body);
     else if (x.kind === "softmax") renderSoftmax(x, body);
     else if (x.kind === "linear") renderLinear(x, body);
     else {
-      body.append(el("p", "", t("map_explain", { name: x.name, type: x.type })));
+      body.append(el("p", "", x.note ?? t("map_explain", { name: x.name, type: x.type })));
       if (Array.isArray(x.output) && Array.isArray(x.output[0])) body.append(heat(x.output));
     }
     box.replaceChildren(head, body);
@@ -280,10 +321,14 @@
       const data = await d.post(`/api/detail?column=${column}&unit=${unit}`, blob.blob, blob.name);
       if (seq !== d.seq) return;
       d.data = data;
-      d.pos = 0;
+      // a vector view starts at the value that was clicked; a map view at its top-left cell
+      d.pos = Array.isArray(data.output) && !isMap(data.output) ? (data.unit ?? 0) : 0;
       render();
       if (scroll) $("detail-card").scrollIntoView({ block: "nearest" });
     } catch (err) {
+      // the server's answer to a bad request is shown; a fault of this page's own code is also logged,
+      // so it is not mistaken for one (the browser tests fail on console errors)
+      if (!err.server) console.error(err);
       if (seq === d.seq) $("detail").replaceChildren(el("p", "status error", err.message));
     }
   }

@@ -1,4 +1,4 @@
-// The page's strings: one catalogue per language, served by the app from cnnlab/inside/i18n/LANG.json.
+// The page's strings: one catalogue per language, served by the app from the "page" section of cnnlab/i18n/LANG.json.
 // Language: ?lang=xx, else the last choice (localStorage), else the browser's language, else English.
 "use strict";
 

@@ -68,13 +68,18 @@
       values.forEach((v, i) => {
         const b = unitButton(col, i, `${ov.classes[i] ?? i}: ${v.toFixed(4)}`);
         b.classList.add("vec-row");
+        // the whole class name (style.css widens the column for it), then the bar in a fixed-width track
         const name = document.createElement("span");
+        name.className = "vec-name";
         name.textContent = ov.classes[i] ?? String(i);
+        const track = document.createElement("span");
+        track.className = "vec-track";
         const bar = document.createElement("span");
         bar.className = "vec-bar";
         bar.style.width = col.kind === "softmax" ? `${(v * 100).toFixed(1)}%` : `${peak ? (Math.abs(v) / peak) * 100 : 0}%`;
         bar.style.background = colour(v, peak);
-        b.append(name, bar);
+        track.append(bar);
+        b.append(name, track);
         holder.append(b);
       });
       return;

@@ -1,0 +1,50 @@
+"""Image files named on a command line: files, folders (searched below, as training reads a folder) and
+glob patterns (`"photos/**/*.jpg"`, for shells that do not expand them or for the Python API).
+
+A file named on its own is always tried, whatever its name; inside a folder or a pattern's matches only
+image files count and hidden files and folders (`.DS_Store`, `.ipynb_checkpoints/`, AppleDouble `._x`),
+`__MACOSX/` and non-images (`notes.txt`) are skipped, exactly as when a folder is a dataset.
+"""
+
+import glob
+import os
+from pathlib import Path
+
+from cnnlab.data.folder import images_under, natural_key
+from cnnlab.data.images import is_image_name
+
+GLOB_CHARS = frozenset("*?[")
+
+
+def expand(names: list[str]) -> list[tuple[str, str]]:
+    """[(path, error or "")] in the order given; a folder or pattern gives its images in natural order
+    (img2 before img10); a name that matches nothing gives one row with the reason."""
+    rows: list[tuple[str, str]] = []
+    for name in names:
+        path = Path(name).expanduser()
+        if path.is_dir():
+            found = _folder(path)
+            rows += [(f, "") for f in found] or [(name, "no image files in this folder")]
+        elif path.exists() or os.path.islink(path):
+            rows.append((name, ""))
+        elif GLOB_CHARS & set(name):
+            matched = sorted(glob.glob(os.path.expanduser(name), recursive=True), key=natural_key)
+            found = []
+            for m in matched:
+                if os.path.isdir(m):
+                    found += _folder(Path(m))
+                elif is_image_name(os.path.basename(m)) and not _hidden(m):
+                    found.append(m)
+            rows += [(f, "") for f in dict.fromkeys(found)] or [(name, "no image file matches this pattern")]
+        else:
+            rows.append((name, "no such file"))
+    return rows
+
+
+def _folder(folder: Path) -> list[str]:
+    rel = images_under(folder, folder)
+    return [str(folder / r.removeprefix("./")) for r in sorted(rel, key=natural_key)]
+
+
+def _hidden(path: str) -> bool:
+    return any(part.startswith(".") and part not in (".", "..") for part in Path(path).parts)
