@@ -303,15 +303,12 @@ def format_table(name: str, s: Summary) -> str:
 
 
 def memory_needed(name: str, shape: Shape, classes: int = 10, width: float = 1.0) -> int:
-    """Bytes that building `name` for `shape` and running one sample through it on the CPU take at least,
-    worked out on the meta device (shapes only, nothing allocated): the weights, the input, and 4 times
-    the largest layer output (a no-grad forward holds a layer's input and output, plus a residual or
-    the branches of a concatenation)."""
+    """Bytes that building `name` and running one `shape` sample through it take at least, on the meta device
+    (nothing allocated): weights, input, and 4x the largest layer output (input and output of a layer, plus
+    a residual or a concatenation's branches, are alive at once)."""
     model = build(name, shape, classes, width, device="meta")
-    s = summarize(model, shape)
-    tensors = [*model.parameters(), *model.buffers()]
-    weights = sum(t.numel() * t.element_size() for t in tensors)
-    largest = max((math.prod(layer.output_shape) for layer in s.layers), default=0)
+    largest = max((math.prod(layer.output_shape) for layer in summarize(model, shape).layers), default=0)
+    weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     return weights + 4 * (math.prod(shape) + 4 * largest)  # float32
 
 
@@ -319,17 +316,13 @@ def available_memory() -> int | None:
     """Bytes of memory this machine can give a process now (Linux MemAvailable), None if unknown."""
     try:
         with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def check_memory(name: str, shape: Shape, classes: int, width: float) -> None:
-    """Refuse (exit 2) a summary whose weights and activations could not fit in memory, before allocating
-    any of them (`--input 1x99999x99999` would otherwise ask the allocator for terabytes)."""
+    """Refuse (exit 2) a summary that cannot fit in memory before allocating any (1x99999x99999: ~19 TiB)."""
     need, have = memory_needed(name, shape, classes, width), available_memory()
     if have is not None and need > have:
         raise CnnlabError(
