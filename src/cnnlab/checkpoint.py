@@ -7,11 +7,8 @@ so an interrupted run never leaves a half-written checkpoint. Anything that is n
 a pickle that names any callable outside torch's allow-list is refused before it can run.
 """
 
-import errno
 import json
-import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -21,48 +18,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from cnnlab.checkpoint_meta import build_from_meta, parse_meta, read_sidecar, validate_meta
-from cnnlab.errors import CnnlabError
+from cnnlab.core.files import atomic_write, atomic_write_text
+from cnnlab.errors import EXIT_BAD_CHECKPOINT, EXIT_UNSAFE_CHECKPOINT, CnnlabError
 
 FORMAT = "cnnlab-checkpoint/1"
-
-# Exit codes of `cnnlab train` faults (2 = usage error, CnnlabError's default). Distinct so that a
-# scheduler or script can tell "fix the command" from "retry later" from "restore from backup".
-EXIT_DIVERGED = 3  # loss became NaN/inf
-EXIT_OUT_UNWRITABLE = 4  # --out cannot be created or written
-EXIT_OUT_FULL = 5  # --out has too little free space for the run's checkpoints
-EXIT_RUN_EXISTS = 6  # --out already holds a run (neither --resume nor --overwrite)
-EXIT_BAD_CHECKPOINT = 7  # truncated, corrupt or mismatched checkpoint / resume state
-EXIT_UNSAFE_CHECKPOINT = 8  # a pickle that would run code when loaded: refused
 PICKLE_SUFFIXES = (".pt", ".pth")
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), fsync, then rename over `path` (same folder, so the rename is atomic)."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:  # missing or read-only folder
-        raise CnnlabError(f"cannot write {path}: {e.strerror or e}", _write_exit(e)) from None
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise CnnlabError(f"cannot write {path}: {e.strerror or e}", _write_exit(e)) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_exit(e: OSError) -> int:
-    return EXIT_OUT_FULL if e.errno == errno.ENOSPC else EXIT_OUT_UNWRITABLE
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def unwrap(model: nn.Module) -> nn.Module:

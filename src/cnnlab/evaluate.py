@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cnnlab.core.autocast import autocast
 from cnnlab.data import to_float
-from cnnlab.training.precision import autocast
 
 
 @torch.inference_mode()

@@ -236,7 +236,7 @@ def write_csv(path: str, results: list[dict]) -> None:
     import csv
     import io
 
-    from cnnlab.checkpoint import atomic_write_text
+    from cnnlab.core.files import atomic_write_text
 
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -301,7 +301,7 @@ def saved_names(save_dir: str | None, files: list[str]) -> dict | None:
 
 def save_inputs(images: dict[Path, torch.Tensor]) -> None:
     """Write each uint8 C x H x W input as a PNG (greyscale or RGB)."""
-    from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE
+    from cnnlab.errors import EXIT_OUT_UNWRITABLE
 
     for path, x in images.items():
         try:

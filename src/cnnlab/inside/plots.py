@@ -77,7 +77,7 @@ def _done(fig: Figure, panels: int) -> Figure:
 
 def save(fig: Figure, out_png: str | Path) -> Picture:
     """Render `fig` with Agg and write it as PNG (creating the folder); bad paths give a CnnlabError."""
-    from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE
+    from cnnlab.errors import EXIT_OUT_UNWRITABLE
 
     out = Path(out_png)
     try:

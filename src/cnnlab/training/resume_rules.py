@@ -6,12 +6,11 @@ must be what the run was started with, which is read from its resume state (`sta
 
 from pathlib import Path
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import EXIT_BAD_CHECKPOINT, CnnlabError
 from cnnlab.training.config import TrainConfig
 
 STATE = "state.pt"
 STATE_FORMAT = "cnnlab-state/1"
-EXIT_BAD_CHECKPOINT = 7  # as cnnlab.checkpoint's
 
 # Config fields that may differ when resuming: they do not change what is computed.
 RESUME_FREE = {

@@ -17,8 +17,7 @@ import re
 import socket
 from pathlib import Path
 
-from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE, EXIT_RUN_EXISTS
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import EXIT_OUT_UNWRITABLE, EXIT_RUN_EXISTS, CnnlabError
 
 LOCK = ".cnnlab-run.lock"
 RUNS = Path("runs")  # parent of numbered run folders, relative to the working directory
