@@ -96,7 +96,7 @@ def load_dataset(
         raise unknown_error("dataset", name, [*list_datasets(), "folder (with --data-dir)", "a folder path"])
     info = DATASETS[name]
     if info.kind == "bundled":
-        x, y = _read_idx_pair(sources.BUNDLED, "mnist-sample", len(info.classes))
+        x, y = _read_idx_pair(sources.BUNDLED, name, len(info.classes))
         parts = (x[:SAMPLE_TRAIN], y[:SAMPLE_TRAIN], x[SAMPLE_TRAIN:], y[SAMPLE_TRAIN:])
     else:
         folder = sources.locate(name, data_dir, download=download, progress=progress)
