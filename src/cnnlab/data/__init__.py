@@ -2,9 +2,8 @@
 
 `load_dataset(name)` is the one entry point. What cnnlab knows about each built-in dataset (classes,
 mean/std, reader, files and mirrors, handwriting or not) is its record in `records.py`; `sources.py` says
-where files are looked for. A folder
-of your own images (`folder`, or any existing folder path) comes from `folder.py`/`folder_cache.py`
-as tensors over a memory-mapped decode cache, so it need not fit in RAM.
+where files are looked for. A folder of your own images (`folder`, or any existing folder path) comes
+from `folder.py`/`folder_cache.py` as tensors over a memory-mapped decode cache, so it need not fit in RAM.
 """
 
 from dataclasses import dataclass
