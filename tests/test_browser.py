@@ -16,8 +16,8 @@ from conftest import ROOT, require
 from PIL import Image
 from test_serve import digit, make_checkpoint
 
+from cnnlab.core.sizes import output_size
 from cnnlab.errors import CnnlabError
-from cnnlab.inside.sizes import output_size
 from cnnlab.serve.launch import running_server
 
 CHROMIUM = Path(os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium"))

@@ -19,8 +19,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save_file
 
-from cnnlab.checkpoint import EXIT_OUT_FULL, atomic_write
-from cnnlab.errors import CnnlabError
+from cnnlab.core.files import atomic_write
+from cnnlab.errors import EXIT_OUT_FULL, CnnlabError
 
 TINY = (
     "--dataset", "mnist-sample", "--limit-train", "512", "--batch-size", "64", "--width", "0.5",
@@ -114,7 +114,7 @@ def test_enospc_from_any_writer_is_exit_5(tmp_path, error):
 def test_torch_saves_unexplained_error_is_judged_by_the_free_space(tmp_path, monkeypatch):
     """torch.save's "unexpected pos" names no errno: a folder left without free space says disk full; with
     plenty of space the error is not disguised as one."""
-    import cnnlab.checkpoint as ck
+    import cnnlab.core.files as ck
 
     fault = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
     target = tmp_path / "state.pt"

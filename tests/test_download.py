@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from cnnlab.data import sources
+from cnnlab.data import DATASETS, sources
 from cnnlab.errors import CnnlabError
 
 
@@ -72,7 +72,7 @@ def test_raw_md5_accepts_recompressed_copy(server, tmp_path):
 def test_all_mirrors_dead_lists_options(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("CNNLAB_DATA", raising=False)
-    spec = sources.SOURCES["kmnist"].files[0]
+    spec = DATASETS["kmnist"].files[0]
     with pytest.raises(CnnlabError) as e:
         sources.download_file(
             spec, (dead_url(),), tmp_path / "cache" / "kmnist", progress=False, dataset="kmnist"

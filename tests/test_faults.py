@@ -14,8 +14,8 @@ import torch
 from conftest import untrained_checkpoint
 from safetensors.torch import load_file, save_file
 
-from cnnlab.checkpoint import EXIT_BAD_CHECKPOINT, load_checkpoint
-from cnnlab.errors import CnnlabError
+from cnnlab.checkpoint import load_checkpoint
+from cnnlab.errors import EXIT_BAD_CHECKPOINT, CnnlabError
 
 TINY = ("--dataset", "mnist-sample", "--limit-train", "512", "--max-steps", "5", "--width", "0.5")
 NESTED = "[" * 100_000 + "]" * 100_000  # json's parser recurses once per level: RecursionError

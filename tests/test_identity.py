@@ -2,13 +2,14 @@
 named for what they are; the verdict is cached by path, size and mtime."""
 
 import hashlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from test_predict_eval import write_idx
 
-from cnnlab.data import identity, load_dataset, sources
-from cnnlab.data.sources import FileSpec, Source
+from cnnlab.data import identity, load_dataset
+from cnnlab.data.records import DATASETS, FileSpec
 from cnnlab.errors import CnnlabError
 
 
@@ -19,9 +20,9 @@ def fake_mnist(folder, monkeypatch):
         write_idx(folder, prefix, rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), np.arange(n) % 10)
     specs = tuple(
         FileSpec(spec.name, hashlib.md5((folder / spec.name).read_bytes()).hexdigest())
-        for spec in sources.SOURCES["mnist"].files
+        for spec in DATASETS["mnist"].files
     )
-    monkeypatch.setitem(sources.SOURCES, "mnist", Source(specs, ()))
+    monkeypatch.setitem(DATASETS, "mnist", replace(DATASETS["mnist"], files=specs, mirrors=()))
 
 
 def test_mnist_files_given_as_fashion_are_refused(tmp_path, monkeypatch):

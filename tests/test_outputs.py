@@ -72,7 +72,7 @@ def test_export_onto_its_own_run_is_refused_and_the_run_still_evaluates(cli, cop
 
 def test_links_to_a_run_file_are_the_same_file(copy, tmp_path):
     """A symbolic or a hard link elsewhere that names a file of the run is that file."""
-    from cnnlab.checkpoint import RUN_RECORDS, output_file
+    from cnnlab.core.files import RUN_RECORDS, output_file
 
     (tmp_path / "soft.onnx").symlink_to(copy / "best.safetensors")
     os.link(copy / "state.pt", tmp_path / "hard.onnx")
@@ -105,7 +105,7 @@ def test_export_writes_through_a_symbolic_link(cli, run, tmp_path):
 
 
 def test_a_dangling_link_is_not_written_through(tmp_path):
-    from cnnlab.checkpoint import output_file
+    from cnnlab.core.files import output_file
 
     (tmp_path / "out.onnx").symlink_to(tmp_path / "nowhere" / "x.onnx")
     with pytest.raises(CnnlabError, match="symbolic link to a missing file"):
@@ -118,7 +118,7 @@ def test_a_dangling_link_is_not_written_through(tmp_path):
 def test_a_device_is_refused_and_stays_a_device(cli, run, tmp_path):
     """As root, export's atomic rename replaced /dev/full by a plain file. The CLI is pointed at a private
     twin of /dev/full made here (a test that failed on /dev/full itself would destroy it)."""
-    from cnnlab.checkpoint import output_file
+    from cnnlab.core.files import output_file
 
     with pytest.raises(CnnlabError, match="not a regular file"):
         output_file("/dev/full")  # checked only: nothing is written
@@ -133,7 +133,7 @@ def test_a_device_is_refused_and_stays_a_device(cli, run, tmp_path):
 
 
 def test_fifos_sockets_and_folders_are_refused_by_every_writer(tmp_path):
-    from cnnlab.checkpoint import atomic_write_text, output_file
+    from cnnlab.core.files import atomic_write_text, output_file
 
     fifo = tmp_path / "f.png"
     os.mkfifo(fifo)

@@ -155,7 +155,7 @@ def test_plot_cli_on_a_checkpoint(cli, checkpoint, tmp_path):
 )
 def test_plot_cli_bad_input_gives_one_line(cli, checkpoint, args, message):
     proc = cli("plot", *(a.format(ckpt=checkpoint) for a in args), check=False)
-    # 2 for bad input; a missing checkpoint has its own code (checkpoint.EXIT_BAD_CHECKPOINT)
+    # 2 for bad input; a missing checkpoint has its own code (errors.EXIT_BAD_CHECKPOINT)
     assert proc.returncode not in (0, 1) and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cnnlab: error:") and message in lines[0], proc.stderr

@@ -7,10 +7,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from cnnlab.core.autocast import autocast
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model
 from cnnlab.training.loop import compute_loss
-from cnnlab.training.precision import autocast, cpu_flags, resolve
+from cnnlab.training.precision import cpu_flags, resolve
 
 CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD

@@ -20,8 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from cnnlab.checkpoint import EXIT_OUT_FULL
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import EXIT_OUT_FULL, CnnlabError
 from cnnlab.training.config import TrainConfig
 
 ARGS = [

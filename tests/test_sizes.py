@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn as nn
 
+from cnnlab.core.sizes import Geometry, layer_geometry
 from cnnlab.errors import CnnlabError
 from cnnlab.inside.activations import size_formula
-from cnnlab.inside.sizes import Geometry, layer_geometry
 from cnnlab.inside.summary import formula_shape
 
 

@@ -120,7 +120,7 @@ def test_googlenet_transform_input_equals_half_normalisation():
     tv = torch.cat([xn[:, c : c + 1] * (s[0, c] / 0.5) + (m[0, c] - 0.5) / 0.5 for c in range(3)], 1)
     # ... is what cnnlab records for these weights: mean = std = 0.5
     assert torch.allclose(tv, (x - 0.5) / 0.5, atol=1e-6)
-    assert W.imagenet_preprocess("googlenet_tv")["mean"] == W.TF_MEAN
+    assert W.imagenet_preprocess("googlenet_tv")["mean"] == [0.5, 0.5, 0.5]
 
 
 @pytest.fixture
@@ -142,18 +142,29 @@ def caches(tmp_path, monkeypatch):
     return tmp_path / "cache" / "weights"
 
 
+def publish(monkeypatch, model: str, file: str) -> None:
+    """For this test, `model`'s registration declares `file` as its published weights."""
+    from dataclasses import replace
+
+    import cnnlab.models as registry
+
+    facts = registry.model_facts(model)
+    new = replace(facts, weights=replace(facts.weights, file=file))
+    monkeypatch.setitem(registry._REGISTRY, facts.name, new)
+
+
 def test_download_checks_the_hash_prefix(server, caches, monkeypatch, tmp_path):
     root, base = server
     torch.save({"fc.weight": torch.ones(3)}, tmp_path / "w.pth")
     data = (tmp_path / "w.pth").read_bytes()
     good = f"resnet18-{hashlib.sha256(data).hexdigest()[:8]}.pth"
     (root / good).write_bytes(data)
-    monkeypatch.setitem(W.FILES, "resnet18", good)
+    publish(monkeypatch, "resnet18", good)
     path = W.pretrained_file("resnet18", progress=False, base_url=base)
     assert path == caches / good and path.read_bytes() == data
     bad = "resnet34-00000000.pth"
     (root / bad).write_bytes(data)
-    monkeypatch.setitem(W.FILES, "resnet34", bad)
+    publish(monkeypatch, "resnet34", bad)
     with pytest.raises(CnnlabError, match="SHA-256 does not start with 00000000.*deleted.*--weights FILE"):
         W.pretrained_file("resnet34", progress=False, base_url=base)
     assert sorted(p.name for p in caches.iterdir()) == [good]  # the bad file is gone, no .part left
@@ -174,7 +185,7 @@ def test_no_weights_for_paper_googlenet_points_to_googlenet_tv():
 
 def test_cli_pretrained_with_a_bad_download_exits_nonzero(cli, server, tmp_path):
     root, base = server
-    (root / W.FILES["resnet18"]).write_bytes(b"not the real file")
+    (root / W.published("resnet18").file).write_bytes(b"not the real file")
     (tmp_path / "p.png").write_bytes(b"")
     env = {"CNNLAB_CACHE": str(tmp_path / "c"), "TORCH_HOME": str(tmp_path / "t"), "CNNLAB_WEIGHTS_URL": base}
     proc = cli("predict", "resnet18", "--pretrained", str(tmp_path / "p.png"), check=False, env=env)
@@ -203,7 +214,7 @@ def test_cli_pretrained_uses_torch_hub_copy(cli, tmp_path, resnet_tv):
     _, state = resnet_tv
     hub = tmp_path / "torch" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
-    torch.save(state, hub / W.FILES["resnet18"])
+    torch.save(state, hub / W.published("resnet18").file)
     Image.new("RGB", (256, 320), (30, 90, 200)).save(tmp_path / "photo.png")
     env = {"CNNLAB_CACHE": str(tmp_path / "c"), "TORCH_HOME": str(tmp_path / "torch")}
     proc = cli("predict", "resnet18", "--pretrained", str(tmp_path / "photo.png"), "--json", env=env)

@@ -126,8 +126,8 @@ def _model_and_input(
 
 def _steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
     """(train_step, infer_step) closures: what `cnnlab train` does per batch, and a forward pass."""
+    from cnnlab.core.autocast import autocast
     from cnnlab.training.loop import compute_loss
-    from cnnlab.training.precision import autocast
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=1e-4, fused=True)

@@ -9,9 +9,8 @@ a TypeError deep inside a model builder.
 import json
 from pathlib import Path
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import EXIT_BAD_CHECKPOINT, CnnlabError
 
-EXIT_BAD_CHECKPOINT = 7  # the same code as checkpoint.EXIT_BAD_CHECKPOINT (kept here: no import cycle)
 REQUIRED = ("model", "model_kwargs", "dataset", "classes", "mean", "std", "input_shape")
 
 

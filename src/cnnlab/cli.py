@@ -55,7 +55,7 @@ def json_text(value) -> str:
     try:
         return json.dumps(value, allow_nan=False)
     except ValueError:
-        from cnnlab.checkpoint import EXIT_BAD_CHECKPOINT  # torch is loaded by now: the result came from it
+        from cnnlab.errors import EXIT_BAD_CHECKPOINT  # torch is loaded by now: the result came from it
 
         raise CnnlabError(
             f"the result is not finite at {_non_finite(value) or '?'} (NaN or infinity, which JSON cannot "
@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("CNNLAB_DEBUG"):
             raise
         if isinstance(e, OSError) and e.errno == errno.ENOSPC:  # a write outside atomic_write (metrics.csv)
-            from cnnlab.checkpoint import EXIT_OUT_FULL, write_error
+            from cnnlab.core.files import write_error
+            from cnnlab.errors import EXIT_OUT_FULL
 
             line = str(write_error(e.filename, e)) if e.filename else str(e.strerror)
             print(_("cnnlab: error: {message}", message=line), file=sys.stderr)

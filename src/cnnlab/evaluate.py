@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cnnlab.core.autocast import autocast
 from cnnlab.data import to_float
-from cnnlab.training.precision import autocast
 
 
 @torch.inference_mode()
@@ -173,7 +173,7 @@ def evaluate_checkpoint(
     from cnnlab.checkpoint_meta import tta_of
 
     if plot:  # a --plot that would overwrite the checkpoint (or a device, a FIFO) is refused before any work
-        from cnnlab.checkpoint import output_file
+        from cnnlab.core.files import output_file
 
         output_file(plot, [checkpoint])
     model, meta = as_loaded(checkpoint)

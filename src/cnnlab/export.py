@@ -26,9 +26,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE, atomic_write, load_checkpoint, output_file
+from cnnlab.checkpoint import load_checkpoint
+from cnnlab.core.files import atomic_write, output_file
 from cnnlab.data import load_dataset, to_float
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import EXIT_OUT_UNWRITABLE, CnnlabError
 
 TOLERANCE = 1e-3  # float32 kernels differ in summation order: ~1e-6 is typical, 1e-3 is a real bug
 CHECK_IMAGES = 64

@@ -265,7 +265,7 @@ def write_csv(path: str, results: list[dict]) -> None:
     import csv
     import io
 
-    from cnnlab.checkpoint import atomic_write_text
+    from cnnlab.core.files import atomic_write_text
 
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -283,7 +283,7 @@ def run(args) -> int:
     """The exit code is 2 when any file failed; the others are still predicted and printed."""
     checkpoint = args.checkpoint
     if args.csv:  # never the checkpoint, a record of its run or an input; before any work
-        from cnnlab.checkpoint import output_file
+        from cnnlab.core.files import output_file
 
         output_file(args.csv, [args.checkpoint, args.weights, *args.images])
     if args.pretrained or args.weights:  # a model name: predict from weights alone, no training
@@ -320,7 +320,7 @@ def saved_names(save_dir: str | None, files: list[str], reads=()) -> dict | None
     is a name that is one of the inputs or the checkpoint (`a.png --save-input .` would overwrite a.png)."""
     if not save_dir:
         return None
-    from cnnlab.checkpoint import output_file, read_set
+    from cnnlab.core.files import output_file, read_set
 
     folder = Path(save_dir)
     if folder.exists() and not folder.is_dir():
@@ -340,7 +340,7 @@ def saved_names(save_dir: str | None, files: list[str], reads=()) -> dict | None
 
 def save_inputs(images: dict[Path, torch.Tensor]) -> None:
     """Write each uint8 C x H x W input as a PNG (greyscale or RGB), atomically."""
-    from cnnlab.checkpoint import atomic_write, write_error
+    from cnnlab.core.files import atomic_write, write_error
 
     for path, x in images.items():
         try:

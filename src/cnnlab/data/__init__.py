@@ -1,8 +1,9 @@
 """Datasets as whole uint8 tensors: N x C x H x W images, int64 labels, class names.
 
-`load_dataset(name)` is the one entry point; see `sources.py` for where files are looked for. A folder
-of your own images (`folder`, or any existing folder path) comes from `folder.py`/`folder_cache.py`
-as tensors over a memory-mapped decode cache, so it need not fit in RAM.
+`load_dataset(name)` is the one entry point. What cnnlab knows about each built-in dataset (classes,
+mean/std, reader, files and mirrors, handwriting or not) is its record in `records.py`; `sources.py` says
+where files are looked for. A folder of your own images (`folder`, or any existing folder path) comes
+from `folder.py`/`folder_cache.py` as tensors over a memory-mapped decode cache, so it need not fit in RAM.
 """
 
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 
 from cnnlab.data import cifar, idx, sources
+from cnnlab.data.records import DATASETS, DatasetRecord
 from cnnlab.errors import CnnlabError
 from cnnlab.options import unknown_error
 
@@ -59,49 +61,8 @@ class Dataset:
         )
 
 
-@dataclass(frozen=True)
-class Info:
-    classes: tuple[str, ...]  # label names
-    mean: tuple[float, ...]  # normalisation constants (the usual published values)
-    std: tuple[float, ...]
-    kind: str  # "idx", "cifar" or "bundled"
-
-
-DIGITS = tuple(str(i) for i in range(10))
-DATASETS: dict[str, Info] = {
-    "mnist": Info(DIGITS, (0.1307,), (0.3081,), "idx"),
-    "mnist-sample": Info(DIGITS, (0.1307,), (0.3081,), "bundled"),
-    "fashion-mnist": Info(
-        (
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ),
-        (0.2860,),
-        (0.3530,),
-        "idx",
-    ),
-    "kmnist": Info(("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"), (0.1918,), (0.3483,), "idx"),
-    "cifar10": Info(
-        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-        (0.4914, 0.4822, 0.4465),
-        (0.2470, 0.2435, 0.2616),
-        "cifar",
-    ),
-}
-
 # mnist-sample: the first 10,000 MNIST training images; the first 8,000 train, the last 2,000 are held out.
 SAMPLE_TRAIN = 8000
-
-
-DIGIT_NAMES = frozenset({"mnist", "mnist-sample", "kmnist"})
 
 
 def list_datasets() -> list[str]:
@@ -134,7 +95,7 @@ def load_dataset(
         raise unknown_error("dataset", name, [*list_datasets(), "folder (with --data-dir)", "a folder path"])
     info = DATASETS[name]
     if info.kind == "bundled":
-        x, y = _read_idx_pair(sources.BUNDLED, "mnist-sample", len(info.classes))
+        x, y = _read_idx_pair(sources.BUNDLED, name, len(info.classes))
         parts = (x[:SAMPLE_TRAIN], y[:SAMPLE_TRAIN], x[SAMPLE_TRAIN:], y[SAMPLE_TRAIN:])
     else:
         folder = sources.locate(name, data_dir, download=download, progress=progress)
@@ -144,16 +105,15 @@ def load_dataset(
         from cnnlab.data.decoded import cached  # the decode cache: a memory map instead of a gunzip
 
         parts = cached(name, folder, info.kind, lambda: _read_parts(folder, info))
-    digits = name in DIGIT_NAMES
     return Dataset(
         name,
         *parts,
         list(info.classes),
         info.mean,
         info.std,
-        preprocess="digit" if digits else "fit",
-        orientation_sensitive=digits,
-        why=f"{name} is handwriting" if digits else f"{name}'s images were made fitted and centred",
+        preprocess=info.preprocess,
+        orientation_sensitive=info.handwriting,
+        why=info.why,
     )
 
 
@@ -203,7 +163,7 @@ def load_for_checkpoint(
     return load_dataset(name or meta["dataset"], data_dir, progress=progress)
 
 
-def _read_parts(folder: Path, info: Info) -> tuple[torch.Tensor, ...]:
+def _read_parts(folder: Path, info: DatasetRecord) -> tuple[torch.Tensor, ...]:
     """(train_x, train_y, test_x, test_y) decoded and validated from the dataset's files in `folder`."""
     if info.kind == "cifar":
         return (

@@ -9,7 +9,8 @@ A spec is a comma-separated list of ``key[=value]`` terms, applied in this order
   gets its own crop of S..100% of its area with aspect ratio 3/4..4/3, resized back to the input size
   (bilinear), all in one ``affine_grid`` + ``grid_sample`` call. For photos; S is typically 0.35-0.5.
 - ``flip`` or ``flip=P``: mirror each image left-right with probability P (default 0.5). Refused for digit
-  and character datasets (a mirrored 2 or 7 is not a 2 or 7); see ``NO_FLIP``.
+  and character datasets (a mirrored 2 or 7 is not a 2 or 7): those whose record says ``handwriting``
+  (``cnnlab.data.records``), and any dataset marked orientation-sensitive.
 - ``erase=P``: random erasing (Zhong et al. 2017, "Random Erasing Data Augmentation") with probability P per
   image: a rectangle of 2%-33% of the area, aspect ratio 0.3-3.3, set to 0 (the mean after normalisation,
   torchvision's RandomErasing default).
@@ -26,10 +27,9 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from cnnlab.data.records import handwriting
 from cnnlab.errors import CnnlabError
 
-# Datasets whose classes are not mirror-symmetric: handwritten digits and Kuzushiji characters.
-NO_FLIP = frozenset({"mnist", "mnist-sample", "kmnist"})
 _KEYS = ("translate", "crop", "resized-crop", "rrc", "flip", "erase")
 _RRC_RATIO = (3 / 4, 4 / 3)  # torchvision RandomResizedCrop defaults
 _ERASE_AREA = (0.02, 1 / 3)  # torchvision RandomErasing defaults
@@ -79,7 +79,7 @@ def check_spec(spec: str, dataset: str | None = None, orientation_sensitive: boo
     """Validate a spec before training starts; flipping a digit/character dataset (or one marked
     orientation-sensitive) is refused."""
     terms = parse_spec(spec)
-    if terms.get("flip") and (dataset in NO_FLIP or orientation_sensitive):
+    if terms.get("flip") and (handwriting(dataset) or orientation_sensitive):
         raise CnnlabError(
             f"--augment flip makes no sense for {dataset}: a mirrored digit or character is not one"
         )

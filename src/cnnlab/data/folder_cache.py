@@ -384,7 +384,7 @@ def once_first_rank(fn):
 
 def write_run_files(out: Path, fd: FolderData) -> None:
     """split.json (every split's files and labels) and skipped.txt into the run folder."""
-    from cnnlab.checkpoint import atomic_write_text
+    from cnnlab.core.files import atomic_write_text
 
     start, split = 0, {"root": str(fd.root), "classes": fd.classes, "options": fd.options}
     for s in SPLITS:

@@ -1,5 +1,5 @@
 """Are these the files of the dataset they are used as? Local files are checked against the published
-MD5s in `sources.py`, so Fashion-MNIST files passed as MNIST (same format, same shapes) are named for
+MD5s in each dataset's record (`records.py`), so Fashion-MNIST files passed as MNIST (same format, same shapes) are named for
 what they are instead of silently training digits labelled as clothes.
 
 Hashing ~55 MB costs a fraction of a second; the verdict is cached in the user cache keyed by each
@@ -8,22 +8,22 @@ file's path, size and modification time, so a second run costs a `stat` per file
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from cnnlab.core.files import atomic_write_text
 from cnnlab.data.idx import read_bytes
-from cnnlab.data.sources import SOURCES, FileSpec, Source, cache_dir
+from cnnlab.data.records import DATASETS, FileSpec
+from cnnlab.data.sources import cache_dir
 from cnnlab.errors import CnnlabError
 
 VERDICTS = "verified-files.json"  # in the user cache: {"path|size|mtime": [md5, raw md5]}
-PRETTY = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "KMNIST", "cifar10": "CIFAR-10"}
 
 
 def _known() -> dict[str, tuple[str, str]]:
     """Every published MD5 (of the served file or its decompressed bytes) -> (dataset, file name)."""
     out = {}
-    for name, source in SOURCES.items():
-        for spec in source.files:
+    for name, record in DATASETS.items():
+        for spec in record.files:
             for digest in (spec.md5, spec.raw_md5):
                 if digest:
                     out[digest] = (name, spec.name)
@@ -60,10 +60,8 @@ def _save_cache(cache: dict) -> None:
     path = cache_dir(VERDICTS)
     try:  # a cache that cannot be written only costs the hashing again next time
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, path)
-    except OSError:
+        atomic_write_text(path, json.dumps(cache))
+    except (OSError, CnnlabError):
         pass
 
 
@@ -72,14 +70,14 @@ def check_files(name: str, folder: Path, specs: tuple[FileSpec, ...] | None = No
     names of files that match no published checksum (used anyway: a user's own conversion)."""
     from cnnlab.data.sources import _present
 
-    source: Source | None = SOURCES.get(name)
-    if source is None:
+    record = DATASETS.get(name)
+    if record is None:
         return []
     known, cache = _known(), _load_cache()
     before = len(cache)
     unknown = []
     try:
-        for spec in specs or source.files:
+        for spec in specs or record.files:
             path = _present(folder, spec.name)
             if path is None or path.is_dir():  # an extracted CIFAR folder: nothing single to hash
                 continue
@@ -89,8 +87,8 @@ def check_files(name: str, folder: Path, specs: tuple[FileSpec, ...] | None = No
             other = next((known[d] for d in digests if d in known), None)
             if other is not None and other[0] != name:
                 raise CnnlabError(
-                    f"{path}: these are the {PRETTY.get(other[0], other[0])} files, not "
-                    f"{PRETTY.get(name, name)} (its published MD5 identifies it as {other[0]}'s {other[1]}); "
+                    f"{path}: these are the {DATASETS[other[0]].pretty} files, not "
+                    f"{record.pretty} (its published MD5 identifies it as {other[0]}'s {other[1]}); "
                     f"use --dataset {other[0]}, or point --data-dir at the {name} files"
                 )
             if other is not None:  # e.g. the training images given where the test images belong

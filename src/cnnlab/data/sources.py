@@ -11,110 +11,16 @@
 
 import hashlib
 import os
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from platformdirs import user_cache_dir
 
+from cnnlab.core.download import DownloadError, download
 from cnnlab.data.idx import read_bytes
+from cnnlab.data.records import DATASETS, FileSpec
 from cnnlab.errors import CnnlabError
 
 BUNDLED = Path(__file__).parent / "bundled"
-
-
-@dataclass(frozen=True)
-class FileSpec:
-    name: str  # file name as the mirrors serve it
-    md5: str  # MD5 of the served file (torchvision's list)
-    raw_md5: str = ""  # MD5 of the decompressed bytes: also accepted, since re-compressed copies differ
-
-
-@dataclass(frozen=True)
-class Source:
-    files: tuple[FileSpec, ...]  # what must be present
-    mirrors: tuple[str, ...] = field(default_factory=tuple)  # base URLs, tried in order
-
-
-_MNIST_MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-)
-
-SOURCES: dict[str, Source] = {
-    "mnist": Source(
-        (
-            FileSpec(
-                "train-images-idx3-ubyte.gz",
-                "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-                "6bbc9ace898e44ae57da46a324031adb",
-            ),
-            FileSpec(
-                "train-labels-idx1-ubyte.gz",
-                "d53e105ee54ea40749a09fcbcd1e9432",
-                "a25bea736e30d166cdddb491f175f624",
-            ),
-            FileSpec(
-                "t10k-images-idx3-ubyte.gz",
-                "9fb629c4189551a2d022fa330f9573f3",
-                "2646ac647ad5339dbf082846283269ea",
-            ),
-            FileSpec(
-                "t10k-labels-idx1-ubyte.gz",
-                "ec29112dd5afa0611ce80d1b7f02629c",
-                "27ae3e4e09519cfbb04c329615203637",
-            ),
-        ),
-        _MNIST_MIRRORS,
-    ),
-    "fashion-mnist": Source(
-        (
-            FileSpec(
-                "train-images-idx3-ubyte.gz",
-                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-                "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-            ),
-            FileSpec(
-                "train-labels-idx1-ubyte.gz",
-                "25c81989df183df01b3e8a0aad5dffbe",
-                "9018921c3c673c538a1fc5bad174d6f9",
-            ),
-            FileSpec(
-                "t10k-images-idx3-ubyte.gz",
-                "bef4ecab320f06d8554ea6380940ec79",
-                "8181f5470baa50b63fa0f6fddb340f0a",
-            ),
-            FileSpec(
-                "t10k-labels-idx1-ubyte.gz",
-                "bb300cfdad3c16e7a12a480ee83cd310",
-                "15d484375f8d13e6eb1aabb0c3f46965",
-            ),
-        ),
-        (
-            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-            "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
-        ),
-    ),
-    "kmnist": Source(
-        (
-            FileSpec("train-images-idx3-ubyte.gz", "bdb82020997e1d708af4cf47b453dcf7"),
-            FileSpec("train-labels-idx1-ubyte.gz", "e144d726b3acfaa3e44228e80efcd344"),
-            FileSpec("t10k-images-idx3-ubyte.gz", "5c965bf0a639b31b8f53240b1b52f4d7"),
-            FileSpec("t10k-labels-idx1-ubyte.gz", "7320c461ea6c1c855c0b718fb2a4b134"),
-        ),
-        ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
-    ),
-    "cifar10": Source(
-        (FileSpec("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),),
-        ("https://www.cs.toronto.edu/~kriz/",),
-    ),
-}
-
-
-# torchvision's download folders (`datasets.MNIST(root=DIR, download=True)` -> DIR/MNIST/raw/...)
-TORCHVISION_DIRS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
 
 
 def idx_names(name: str) -> list[str]:
@@ -128,10 +34,12 @@ def idx_names(name: str) -> list[str]:
 def candidate_folders(base: Path, name: str) -> list[Path]:
     """Where a dataset's files may sit below a folder: the folder, its <name>/ subfolder, torchvision's
     layout (<base>/MNIST/raw, also <base>/<name>/MNIST/raw), or the CIFAR batches folder itself."""
+    record = DATASETS.get(name)
     out = [base, base / name]
-    if name in TORCHVISION_DIRS:
-        out += [base / TORCHVISION_DIRS[name] / "raw", base / name / TORCHVISION_DIRS[name] / "raw"]
-    if name == "cifar10" and base.name == "cifar-10-batches-py":
+    if record is not None and record.torchvision_dir:
+        tv = record.torchvision_dir
+        out += [base / tv / "raw", base / name / tv / "raw"]
+    if record is not None and record.kind == "cifar" and base.name == "cifar-10-batches-py":
         out.append(base.parent)
     return out
 
@@ -156,8 +64,8 @@ def _present(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _complete(folder: Path, source: Source) -> bool:
-    return all(_present(folder, f.name) for f in source.files)
+def _complete(folder: Path, files: tuple[FileSpec, ...]) -> bool:
+    return all(_present(folder, f.name) for f in files)
 
 
 def locate(
@@ -169,19 +77,17 @@ def locate(
 ) -> Path:
     """The folder holding dataset `name`'s files, downloading into the cache if needed; `only` (file
     names) narrows what must be present, e.g. the test split alone for `cnnlab eval`."""
-    source = SOURCES[name]
-    if only is not None:
-        source = Source(tuple(f for f in source.files if f.name in only), source.mirrors)
+    files = tuple(f for f in DATASETS[name].files if only is None or f.name in only)
     if data_dir is not None:
         for folder in candidate_folders(Path(data_dir), name):
-            if _complete(folder, source):
+            if _complete(folder, files):
                 return folder
-        wanted = ", ".join(f.name for f in source.files)
+        wanted = ", ".join(f.name for f in files)
         raise CnnlabError(f"--data-dir {data_dir}: {name} files not found there (need {wanted}, raw or .gz)")
     env = os.environ.get("CNNLAB_DATA")
     tried = []
     for folder in (candidate_folders(Path(env), name) if env else []) + [cache_dir(name)]:
-        if _complete(folder, source):
+        if _complete(folder, files):
             return folder
         tried.append(str(folder))
     if download:
@@ -206,9 +112,9 @@ def fetch(
     only: tuple[str, ...] | None = None,
 ) -> Path:
     """Download every missing file of `name` (or those in `only`) into dest; mirrors default to its own."""
-    source = SOURCES[name]
-    mirrors = mirrors or source.mirrors
-    for spec in source.files:
+    record = DATASETS[name]
+    mirrors = mirrors or record.mirrors
+    for spec in record.files:
         if only is not None and spec.name not in only:
             continue
         if _present(dest, spec.name) is None:
@@ -237,33 +143,12 @@ def download_file(
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CnnlabError(f"cannot create data cache {dest}: {e.strerror}") from None
-    target, partial = dest / spec.name, dest / (spec.name + ".part")
     errors = []
     for base in mirrors:
         url = base + spec.name
         try:
-            _stream(url, partial, progress)
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
-            errors.append(f"{url}: {getattr(e, 'reason', e)}")
-            continue
-        if verify(partial, spec):
-            os.replace(partial, target)
-            return target
-        errors.append(f"{url}: checksum mismatch (expected MD5 {spec.md5})")
-        partial.unlink(missing_ok=True)
-    partial.unlink(missing_ok=True)
+            return download(url, dest / spec.name, check=lambda part: verify(part, spec), progress=progress)
+        except DownloadError as e:
+            errors.append(f"{url}: checksum mismatch (expected MD5 {spec.md5})" if e.checksum else str(e))
     hint = _not_found(dataset, [str(dest)]) if dataset else ""
     raise CnnlabError(f"could not download {spec.name}: " + "; ".join(errors) + (f". {hint}" if hint else ""))
-
-
-def _stream(url: str, out: Path, progress: bool) -> None:
-    from tqdm import tqdm
-
-    with urllib.request.urlopen(url, timeout=30) as r, open(out, "wb") as f:
-        total = int(r.headers.get("Content-Length") or 0) or None
-        with tqdm(
-            total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], disable=not progress
-        ) as bar:
-            while chunk := r.read(1 << 16):
-                f.write(chunk)
-                bar.update(len(chunk))

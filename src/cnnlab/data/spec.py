@@ -24,6 +24,8 @@ reason are part of the description (`why`), and the training log says them.
 import re
 from dataclasses import asdict, dataclass, field
 
+from cnnlab.data.records import handwriting
+
 PREPROCESS = ("digit", "photo", "fit")
 CHOICES = ("auto", "digit", "photo")  # what --preprocess and cnnlab.json may say
 DIGIT_LOOK_SHARE = 0.85  # a folder looks like handwriting when this share of its images does
@@ -191,7 +193,7 @@ def reading_of(meta: dict) -> Reading:
     options = folder.get("options") if isinstance(folder.get("options"), dict) else {}
     kind = meta.get("preprocess") or saved.get("preprocess") or options.get("preprocess")
     if kind not in PREPROCESS:  # the oldest checkpoints: digits by dataset name, folders photos, else fitted
-        digits = meta.get("dataset") in ("mnist", "mnist-sample", "kmnist")
+        digits = handwriting(meta.get("dataset"))
         kind = "digit" if digits else "photo" if folder else "fit"
     if kind == "photo" and "folder" not in meta:
         kind = "fit"  # before "fit" had its name, built-in Fashion-MNIST/CIFAR-10 said "photo"

@@ -17,10 +17,10 @@ def load_test_split(name: str, data_dir: str | None = None, progress: bool = Tru
     only = (
         ("cifar-10-python.tar.gz",)
         if info.kind == "cifar"
-        else tuple(f.name for f in sources.SOURCES[name].files if f.name.startswith("t10k"))
+        else tuple(f.name for f in info.files if f.name.startswith("t10k"))
     )
     folder = sources.locate(name, data_dir, progress=progress, only=only)
-    check_files(name, folder, tuple(f for f in sources.SOURCES[name].files if f.name in only))
+    check_files(name, folder, tuple(f for f in info.files if f.name in only))
     if info.kind == "cifar":
         test_x, test_y = cifar.read_split(folder, cifar.TEST_BATCHES)
     else:

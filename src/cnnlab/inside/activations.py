@@ -10,8 +10,8 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
+from cnnlab.core.sizes import layer_geometry
 from cnnlab.i18n import _
-from cnnlab.inside.sizes import layer_geometry
 
 Hook = Callable[[str, nn.Module, tuple, torch.Tensor], None]
 

@@ -8,9 +8,9 @@ as in the chapter's numbers (-ln 0.9 = 0.1054).
 
 import numpy as np
 
+from cnnlab.core.sizes import output_size
 from cnnlab.errors import CnnlabError
 from cnnlab.i18n import _
-from cnnlab.inside.sizes import output_size
 
 __all__ = [
     "output_size",

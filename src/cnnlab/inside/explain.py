@@ -32,7 +32,7 @@ from cnnlab.inside.explain_text import (
     values_or,
 )
 from cnnlab.inside.summary import parse_input
-from cnnlab.models import get_model
+from cnnlab.models import get_model, model_facts
 from cnnlab.options import unknown_error
 
 # The chapter's 3x3 example: a diagonal +-1 filter against a patch that differs in one cell (top left).
@@ -197,7 +197,7 @@ def walk_model(args: argparse.Namespace, ex: Explanation) -> None:
             n=math.prod(last),
         )
     )
-    if args.model == "chapter-cnn" and args.input == "1x28x28":
+    if model_facts(args.model).chapter and args.input == "1x28x28":
         ex.say(_("= the chapter's nn.Linear(64*3*3, 100): 64 channels of 3x3"))
     ex.result = list(last)
     ex.extra["layers"] = [

@@ -8,9 +8,10 @@ strongest evidence and 0 none. A is recorded by a forward hook on the target lay
 changes. The hook returns a clone of the output, so an in-place ReLU that follows (chapter-cnn) cannot
 overwrite the recorded A and autograd still sees a clean graph.
 
-Default target layer, the last convolutional stage of each family (`--layer` overrides):
-ResNet `layer4[-1]`, VGG the last Conv2d of `features`, GoogLeNet `inception5b`, and for anything else
-(chapter-cnn, fastnet) the last Conv2d the forward pass calls.
+Default target layer, the last convolutional stage, as each model's registration declares it
+(`register_model(..., gradcam_layer=...)`; `--layer` overrides): ResNet `layer4[-1]`, VGG and fastnet the
+last Conv2d of `features`, GoogLeNet `inception5b`, chapter-cnn `layer.5`; for a model that declares none
+(or was not built by the registry) the last Conv2d the forward pass calls.
 """
 
 from dataclasses import dataclass
@@ -43,19 +44,14 @@ def _last_conv_name(model: nn.Module, x: torch.Tensor) -> str:
 
 
 def default_layer(model: nn.Module, x: torch.Tensor | None = None) -> str:
-    """The family's default target layer name (see the module docstring). `x`: one sample batch for
+    """The model's default target layer name (see the module docstring). `x`: one sample batch for
     models whose last conv is found by running them (1 x C x H x W)."""
-    modules = dict(model.named_modules())
-    layer4 = modules.get("layer4")
-    if isinstance(layer4, nn.Sequential) and len(layer4):  # ResNet
-        return f"layer4.{len(layer4) - 1}"
-    if "inception5b" in modules:  # GoogLeNet
-        return "inception5b"
-    features = modules.get("features")
-    if isinstance(features, nn.Sequential):  # VGG, fastnet: the last Conv2d of the feature extractor
-        convs = [n for n, m in features.named_children() if isinstance(m, nn.Conv2d)]
-        if convs:
-            return f"features.{convs[-1]}"
+    from cnnlab.models import facts_of
+
+    facts = facts_of(model)
+    declared = facts.layer_for(model) if facts is not None else None
+    if declared:
+        return declared
     if x is None:
         raise CnnlabError(_("default_layer needs a sample input for this model"))
     was_training = model.training

@@ -117,13 +117,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def reads(args: argparse.Namespace) -> list:
-    """What this plot reads, so that --out can never overwrite it (`cnnlab.checkpoint.output_file`)."""
+    """What this plot reads, so that --out can never overwrite it (`cnnlab.core.files.output_file`)."""
     return [getattr(args, name, None) for name in ("checkpoint", "source", "image")]
 
 
 def run(args: argparse.Namespace) -> int:
     if args.out:  # refused before the (slow) drawing; save() checks again
-        from cnnlab.checkpoint import output_file
+        from cnnlab.core.files import output_file
 
         output_file(args.out, reads(args))
     picture = KINDS[args.kind][0](args)

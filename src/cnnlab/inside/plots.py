@@ -78,8 +78,8 @@ def _done(fig: Figure, panels: int) -> Figure:
 def save(fig: Figure, out_png: str | Path, reads=()) -> Picture:
     """Render `fig` with Agg and write it (creating the folder) in the format its suffix names, PNG when
     the suffix names none; atomically, never onto a file in `reads` or a special file, through a
-    symbolic link (`cnnlab.checkpoint.output_file`). Bad paths give a CnnlabError."""
-    from cnnlab.checkpoint import atomic_write, output_file, write_error
+    symbolic link (`cnnlab.core.files.output_file`). Bad paths give a CnnlabError."""
+    from cnnlab.core.files import atomic_write, output_file, write_error
 
     out = Path(out_png)
     output_file(out, reads)  # before creating folders: a refused name leaves nothing behind

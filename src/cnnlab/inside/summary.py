@@ -3,7 +3,7 @@
 One real forward pass of a zero tensor (batch 1, eval mode, no grad) with a pre- and a post-hook on every
 leaf module records each layer's input and output shape. For every Conv2d and Max/AvgPool2d the output size
 is also computed from the layer's hyper-parameters with the chapter's formula floor((I - K + 2P)/S) + 1
-(`cnnlab.inside.sizes.output_size`, dilation and ceil_mode included; adaptive pools give their configured
+(`cnnlab.core.sizes.output_size`, dilation and ceil_mode included; adaptive pools give their configured
 size) and compared with the real shape: a difference is reported as a bug. When the formula says a map
 shrinks below 1 pixel, the pre-hook stops the pass with a CnnlabError naming that layer, before PyTorch
 fails somewhere less helpful; `check_input` runs exactly this for training code.
@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from cnnlab.core.sizes import layer_geometry
 from cnnlab.errors import CnnlabError
 from cnnlab.i18n import _, _n, columns, pad, using
-from cnnlab.inside.sizes import layer_geometry
 from cnnlab.models import get_model, list_models
 
 Shape = tuple[int, ...]
@@ -351,7 +351,7 @@ def run_summary(args: argparse.Namespace) -> int:
         print(json.dumps({"model": name, "classes": classes, "width": width, **extra, **s.to_json()}))
     else:
         print(format_table(title, s))
-    for m in s.mismatches:  # the formula and PyTorch disagree: a bug in the model or in cnnlab.inside.sizes
+    for m in s.mismatches:  # the formula and PyTorch disagree: a bug in the model or in cnnlab.core.sizes
         print(_("cnnlab: BUG: {problem}", problem=m), file=sys.stderr)
     return 1 if s.mismatches else 0
 

@@ -1,5 +1,6 @@
 """Fitting trained weights onto a model built for other data: a new classifier when the classes differ,
-the first convolution adapted to another channel count, GoogLeNet's untrained auxiliary heads left fresh.
+the first convolution adapted to another channel count, untrained auxiliary heads (GoogLeNet's, as its
+registration declares them) left fresh.
 
 Everything else is loaded strictly: a name the model lacks, a name the file lacks or a shape that differs
 is one error line naming it. cnnlab's models use torchvision's parameter names, so torchvision's (and
@@ -11,11 +12,16 @@ import math
 import torch
 import torch.nn as nn
 
-from cnnlab.checkpoint import EXIT_BAD_CHECKPOINT
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import EXIT_BAD_CHECKPOINT, CnnlabError
+from cnnlab.models import ModelFacts, facts_of, model_facts
 from cnnlab.models.weights import Weights
 
-AUX = ("aux1.", "aux2.")  # GoogLeNet's auxiliary classifiers
+
+def aux_prefixes(model: nn.Module, model_name: str | None = None) -> tuple[str, ...]:
+    """Parameter-name prefixes of the auxiliary classifiers its registration declares ("aux1.", "aux2."
+    for GoogLeNet); () for a model without them."""
+    facts: ModelFacts | None = facts_of(model) or (model_facts(model_name) if model_name else None)
+    return tuple(f"{a}." for a in facts.aux_heads) if facts else ()
 
 
 def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
@@ -34,7 +40,8 @@ def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
 
 def head_name(model: nn.Module) -> str:
     """The module name of the final classifier: the last Linear outside the auxiliary heads."""
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not n.startswith(AUX)]
+    aux = aux_prefixes(model)
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not n.startswith(aux)]
     if not names:
         raise CnnlabError(f"{type(model).__name__} has no Linear classifier to replace")
     return names[-1]
@@ -77,18 +84,19 @@ def load_into(
     state = dict(w.state)
     fresh: set[str] = set()
     notes: list[str] = []
-    has_aux = any(k.startswith(AUX) for k in own)
-    file_aux = [k for k in state if k.startswith(AUX)]
+    aux = aux_prefixes(model, model_name)  # () when none: str.startswith(()) is False
+    has_aux = any(k.startswith(aux) for k in own)
+    file_aux = [k for k in state if k.startswith(aux)]
     if file_aux and (not has_aux or w.kind == "imagenet"):
         for k in file_aux:
             del state[k]
         if has_aux:
             # torchvision: "auxiliary heads in the pretrained googlenet model are NOT pretrained"
             notes.append("auxiliary heads have no pretrained weights: they start fresh (--no-aux drops them)")
-    if has_aux and not any(k.startswith(AUX) for k in state):
-        fresh |= {k for k in own if k.startswith(AUX)}
+    if has_aux and not any(k.startswith(aux) for k in state):
+        fresh |= {k for k in own if k.startswith(aux)}
     head = head_name(model)
-    heads = [head] + [f"{a}fc2" for a in AUX if f"{a}fc2.weight" in own]
+    heads = [head] + [f"{a}fc2" for a in aux if f"{a}fc2.weight" in own]
     old_classes = w.classes
     rows = class_map(old_classes, classes)
     if rows is not None and list(old_classes) != list(classes):
@@ -142,7 +150,7 @@ def check_fit(model, own: dict, state: dict, fresh: set[str], source: str, model
         parts.append(f"{len(extra)} name(s) the model lacks, e.g. {', '.join(extra[:3])}")
     hint = ""
     size = getattr(model, "cnnlab_kwargs", {}).get("input_size")
-    if size is not None and size <= 64 and not model_name.startswith("chapter"):
+    if size is not None and size <= model_facts(model_name).small_max:
         hint = (
             f"; note: for {size}-px inputs cnnlab builds {model_name}'s small form (3x3 stem, small head), "
             "which ImageNet-form weights (trained on > 64 px) do not fit"
@@ -157,9 +165,12 @@ def imagenet_model(w: Weights, model_name: str, classes: list[str] | None = None
 
     Returns (model in eval mode, checkpoint-style meta). A 1000-way classifier is taken as ImageNet-1k."""
     from cnnlab.models import get_model
-    from cnnlab.models.weights import imagenet_classes, imagenet_preprocess
+    from cnnlab.models.published import imagenet_classes
+    from cnnlab.models.weights import imagenet_preprocess
 
-    probe = get_model(model_name, num_classes=2, in_channels=3, input_size=224)
+    pre = w.preprocess or imagenet_preprocess(model_name)
+    size = pre.get("crop", 224)  # the input the weights were trained at
+    probe = get_model(model_name, num_classes=2, in_channels=3, input_size=size)
     head, conv = head_name(probe), first_conv_name(probe) + ".weight"
     if f"{head}.weight" not in w.state or conv not in w.state:
         raise CnnlabError(
@@ -170,13 +181,12 @@ def imagenet_model(w: Weights, model_name: str, classes: list[str] | None = None
     names = classes or w.classes or (imagenet_classes() if n == 1000 else [str(i) for i in range(n)])
     if len(names) != n:
         raise CnnlabError(f"{len(names)} class names given but the classifier has {n} outputs")
-    kwargs = {"num_classes": n, "in_channels": c, "input_size": 224}
-    if model_name.startswith("googlenet"):
+    kwargs = {"num_classes": n, "in_channels": c, "input_size": size}
+    if model_facts(model_name).aux_heads:  # prediction only: untrained aux heads are not built
         kwargs["aux_logits"] = False
     model = get_model(model_name, **kwargs)
     model.cnnlab_kwargs = kwargs
     load_into(model, Weights(w.state, w.source, names, w.preprocess, w.kind), names, model_name)
-    pre = w.preprocess or imagenet_preprocess(model_name)
     if len(pre.get("mean", [])) != c:
         pre = {**pre, "mean": pre["mean"][:1] * c, "std": pre["std"][:1] * c}
     meta = {
@@ -184,7 +194,7 @@ def imagenet_model(w: Weights, model_name: str, classes: list[str] | None = None
         "model_kwargs": kwargs,
         "dataset": "imagenet" if n == 1000 and not classes else "weights",
         "classes": names,
-        "input_shape": [c, pre.get("crop", 224), pre.get("crop", 224)],
+        "input_shape": [c, size, size],
         **pre,
         "weights": {"source": w.source, "kind": w.kind},
     }

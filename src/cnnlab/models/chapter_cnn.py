@@ -3,7 +3,7 @@
 import torch
 import torch.nn as nn
 
-from cnnlab.inside.sizes import output_size
+from cnnlab.core.sizes import output_size
 from cnnlab.models import register_model
 
 
@@ -39,6 +39,6 @@ class ChapterCNN(nn.Module):
         return self.fc_layer(out)  # N x 10
 
 
-@register_model("chapter-cnn")
+@register_model("chapter-cnn", gradcam_layer="layer.5", chapter=True)  # Grad-CAM: the last conv
 def chapter_cnn(**kwargs) -> nn.Module:
     return ChapterCNN(**kwargs)

@@ -14,7 +14,7 @@ Both take the registry's kwargs: num_classes, in_channels, input_size (H = W) an
 import torch
 import torch.nn as nn
 
-from cnnlab.inside.sizes import output_size
+from cnnlab.core.sizes import output_size
 from cnnlab.models import register_model
 
 
@@ -68,11 +68,16 @@ class FastNetBN(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-@register_model("fastnet")
+def last_conv(model: nn.Module) -> str:
+    """Grad-CAM's layer: the last Conv2d of the feature extractor."""
+    return f"features.{[n for n, m in model.features.named_children() if isinstance(m, nn.Conv2d)][-1]}"
+
+
+@register_model("fastnet", gradcam_layer=last_conv)
 def fastnet(**kwargs) -> nn.Module:
     return FastNet(**kwargs)
 
 
-@register_model("fastnet-bn")
+@register_model("fastnet-bn", gradcam_layer=last_conv)
 def fastnet_bn(**kwargs) -> nn.Module:
     return FastNetBN(**kwargs)

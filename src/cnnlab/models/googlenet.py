@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 
 from cnnlab.models import register_model
+from cnnlab.models.published import torchvision_weights
 
 SMALL_MAX = 64  # input_size <= SMALL_MAX selects the small form
 
@@ -219,11 +220,27 @@ class GoogLeNet(nn.Module):
         return x
 
 
-@register_model("googlenet")
+# GoogLeNet's weights were ported from TensorFlow and expect (x - 0.5) / 0.5 on the 0..1 scale;
+# torchvision's `transform_input=True` re-maps ImageNet-normalised input to exactly that, so recording
+# mean = std = 0.5 as these weights' normalisation is the same computation (tests/test_weights.py).
+TF_MEAN, TF_STD = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
+# aux heads: built unless aux_logits=False (--no-aux); Grad-CAM looks at the last Inception module
+FACTS = {"aux_heads": ("aux1", "aux2"), "small_max": SMALL_MAX, "gradcam_layer": "inception5b"}
+
+
+@register_model(
+    "googlenet", no_weights_hint="torchvision's GoogLeNet weights fit --model googlenet-tv", **FACTS
+)
 def googlenet(**kwargs: Any) -> GoogLeNet:
     return GoogLeNet(kernel5=5, **kwargs)
 
 
-@register_model("googlenet-tv", aliases=("googlenet_tv",))
+# torchvision's GoogLeNet has 3x3 kernels in the "5x5" branch: its weights fit `googlenet-tv` only
+@register_model(
+    "googlenet-tv",
+    ("googlenet_tv",),
+    weights=torchvision_weights("googlenet-1378be20.pth", TF_MEAN, TF_STD),
+    **FACTS,
+)
 def googlenet_tv(**kwargs: Any) -> GoogLeNet:
     return GoogLeNet(kernel5=3, **kwargs)

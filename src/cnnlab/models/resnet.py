@@ -16,6 +16,9 @@ Form, chosen from `input_size` (pixels, H = W):
   paper's own CIFAR nets, sec. 4.2, are narrower 6n+2 stacks; this keeps the ImageNet stages instead.)
 
 `width` multiplies every stage's channels (64, 128, 256, 512).
+
+Registered with their facts: the small form below 65 px, Grad-CAM's layer (the last block of `layer4`, the
+last convolutional stage) and torchvision's ImageNet weights (IMAGENET1K_V1).
 """
 
 from typing import Any
@@ -24,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from cnnlab.models import register_model
+from cnnlab.models.published import torchvision_weights
 
 SMALL_MAX = 64  # input_size <= SMALL_MAX selects the small form
 STAGES = (64, 128, 256, 512)  # block "planes" per stage at width 1.0; stages 2-4 halve H and W
@@ -175,26 +179,34 @@ class ResNet(nn.Module):
         return self.fc(x)  # N x num_classes
 
 
-@register_model("resnet18")
+def last_stage(model: ResNet) -> str:
+    """Grad-CAM's layer: the last block of the last stage (layer4.1 for resnet18, layer4.2 for resnet50)."""
+    return f"layer4.{len(model.layer4) - 1}"
+
+
+FACTS = {"small_max": SMALL_MAX, "gradcam_layer": last_stage}
+
+
+@register_model("resnet18", weights=torchvision_weights("resnet18-f37072fd.pth"), **FACTS)
 def resnet18(**kwargs: Any) -> ResNet:
     return ResNet(BasicBlock, [2, 2, 2, 2], **kwargs)
 
 
-@register_model("resnet34")
+@register_model("resnet34", weights=torchvision_weights("resnet34-b627a593.pth"), **FACTS)
 def resnet34(**kwargs: Any) -> ResNet:
     return ResNet(BasicBlock, [3, 4, 6, 3], **kwargs)
 
 
-@register_model("resnet50")
+@register_model("resnet50", weights=torchvision_weights("resnet50-0676ba61.pth"), **FACTS)
 def resnet50(**kwargs: Any) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3], **kwargs)
 
 
-@register_model("resnet101")
+@register_model("resnet101", weights=torchvision_weights("resnet101-63fe2227.pth"), **FACTS)
 def resnet101(**kwargs: Any) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 23, 3], **kwargs)
 
 
-@register_model("resnet152")
+@register_model("resnet152", weights=torchvision_weights("resnet152-394f9c45.pth"), **FACTS)
 def resnet152(**kwargs: Any) -> ResNet:
     return ResNet(Bottleneck, [3, 8, 36, 3], **kwargs)

@@ -26,7 +26,7 @@ tile the image), width (channels x width).
 import torch
 import torch.nn as nn
 
-from cnnlab.inside.sizes import output_size
+from cnnlab.core.sizes import output_size
 from cnnlab.models import register_model
 from cnnlab.models.fastnet import bn_no_scale
 

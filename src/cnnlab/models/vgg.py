@@ -17,6 +17,9 @@ Form, chosen from `input_size` (pixels, H = W):
   classifier (which alone holds 120M parameters).
 
 `width` multiplies every conv's channels and the FC hidden size (4096 or 512).
+
+Registered with their facts: the small form below 65 px, Grad-CAM's layer (the last Conv2d of
+`features`) and torchvision's ImageNet weights (IMAGENET1K_V1).
 """
 
 from typing import Any
@@ -25,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from cnnlab.models import register_model
+from cnnlab.models.published import torchvision_weights
 
 SMALL_MAX = 64  # input_size <= SMALL_MAX selects the small form
 
@@ -136,41 +140,49 @@ class VGG(nn.Module):
         return self.classifier(x)  # N x num_classes
 
 
-@register_model("vgg11")
+def last_conv(model: VGG) -> str:
+    """Grad-CAM's layer: the last Conv2d of the feature extractor (features.28 in vgg16)."""
+    return f"features.{[n for n, m in model.features.named_children() if isinstance(m, nn.Conv2d)][-1]}"
+
+
+FACTS = {"small_max": SMALL_MAX, "gradcam_layer": last_conv}
+
+
+@register_model("vgg11", weights=torchvision_weights("vgg11-8a719046.pth"), **FACTS)
 def vgg11(**kwargs: Any) -> VGG:
     return VGG(CFGS["A"], batch_norm=False, **kwargs)
 
 
-@register_model("vgg13")
+@register_model("vgg13", weights=torchvision_weights("vgg13-19584684.pth"), **FACTS)
 def vgg13(**kwargs: Any) -> VGG:
     return VGG(CFGS["B"], batch_norm=False, **kwargs)
 
 
-@register_model("vgg16")
+@register_model("vgg16", weights=torchvision_weights("vgg16-397923af.pth"), **FACTS)
 def vgg16(**kwargs: Any) -> VGG:
     return VGG(CFGS["D"], batch_norm=False, **kwargs)
 
 
-@register_model("vgg19")
+@register_model("vgg19", weights=torchvision_weights("vgg19-dcbb9e9d.pth"), **FACTS)
 def vgg19(**kwargs: Any) -> VGG:
     return VGG(CFGS["E"], batch_norm=False, **kwargs)
 
 
-@register_model("vgg11-bn", aliases=("vgg11_bn",))
+@register_model("vgg11-bn", ("vgg11_bn",), weights=torchvision_weights("vgg11_bn-6002323d.pth"), **FACTS)
 def vgg11_bn(**kwargs: Any) -> VGG:
     return VGG(CFGS["A"], batch_norm=True, **kwargs)
 
 
-@register_model("vgg13-bn", aliases=("vgg13_bn",))
+@register_model("vgg13-bn", ("vgg13_bn",), weights=torchvision_weights("vgg13_bn-abd245e5.pth"), **FACTS)
 def vgg13_bn(**kwargs: Any) -> VGG:
     return VGG(CFGS["B"], batch_norm=True, **kwargs)
 
 
-@register_model("vgg16-bn", aliases=("vgg16_bn",))
+@register_model("vgg16-bn", ("vgg16_bn",), weights=torchvision_weights("vgg16_bn-6c64b313.pth"), **FACTS)
 def vgg16_bn(**kwargs: Any) -> VGG:
     return VGG(CFGS["D"], batch_norm=True, **kwargs)
 
 
-@register_model("vgg19-bn", aliases=("vgg19_bn",))
+@register_model("vgg19-bn", ("vgg19_bn",), weights=torchvision_weights("vgg19_bn-c79401a0.pth"), **FACTS)
 def vgg19_bn(**kwargs: Any) -> VGG:
     return VGG(CFGS["E"], batch_norm=True, **kwargs)

@@ -1,7 +1,8 @@
 """Where trained weights come from: torchvision's published ImageNet files, a user's `.pth`/`.safetensors`
 file, or a cnnlab run folder; and what preprocessing and class names come with them.
 
-`--pretrained` downloads torchvision's own file (the official URL, the same file name, so a copy already in
+`--pretrained` downloads the file a model's registration declares (`cnnlab.models.published`; for the
+built-in families torchvision's own file: the official URL, the same file name, so a copy already in
 torch.hub's cache `~/.cache/torch/hub/checkpoints/` is used as is) into the user cache with a progress bar.
 The file name carries the first hex digits of the file's SHA-256 (`resnet18-f37072fd.pth`); like
 `torch.hub`'s `check_hash`, a downloaded file whose digest does not start with them is deleted, never used.
@@ -14,49 +15,23 @@ import hashlib
 import json
 import os
 import re
-import urllib.error
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from cnnlab.checkpoint import (
-    EXIT_BAD_CHECKPOINT,
-    PICKLE_SUFFIXES,
-    check_tensors,
-    load_state,
-    read_meta,
-    resolve,
+from cnnlab.checkpoint import check_tensors, load_state, read_meta, resolve
+from cnnlab.core.download import DownloadError, download
+from cnnlab.core.files import PICKLE_SUFFIXES
+from cnnlab.errors import EXIT_BAD_CHECKPOINT, CnnlabError
+from cnnlab.models.published import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Pretrained,
+    imagenet_classes,  # noqa: F401  (weights.imagenet_classes() as before)
 )
-from cnnlab.errors import CnnlabError
 
-BASE_URL = "https://download.pytorch.org/models/"
-# cnnlab model -> torchvision's IMAGENET1K_V1 file (torchvision/models/{resnet,vgg,googlenet}.py). V1 for
-# every family: they share one preprocessing (resize 256, centre crop 224), unlike the V2 recipes.
-FILES = {
-    "resnet18": "resnet18-f37072fd.pth",
-    "resnet34": "resnet34-b627a593.pth",
-    "resnet50": "resnet50-0676ba61.pth",
-    "resnet101": "resnet101-63fe2227.pth",
-    "resnet152": "resnet152-394f9c45.pth",
-    "vgg11": "vgg11-8a719046.pth",
-    "vgg13": "vgg13-19584684.pth",
-    "vgg16": "vgg16-397923af.pth",
-    "vgg19": "vgg19-dcbb9e9d.pth",
-    "vgg11-bn": "vgg11_bn-6002323d.pth",
-    "vgg13-bn": "vgg13_bn-abd245e5.pth",
-    "vgg16-bn": "vgg16_bn-6c64b313.pth",
-    "vgg19-bn": "vgg19_bn-c79401a0.pth",
-    # torchvision's GoogLeNet has 3x3 kernels in the "5x5" branch: its weights fit `googlenet-tv` only
-    "googlenet-tv": "googlenet-1378be20.pth",
-}
 HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")  # torch.hub's: the digits between the last '-' and the suffix
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
-# GoogLeNet's weights were ported from TensorFlow and expect (x - 0.5) / 0.5 on the 0..1 scale;
-# torchvision's `transform_input=True` re-maps ImageNet-normalised input to exactly that, so recording
-# mean = std = 0.5 as these weights' normalisation is the same computation (tests/test_weights.py).
-TF_MEAN, TF_STD = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
 
 
 @dataclass
@@ -67,18 +42,30 @@ class Weights:
     preprocess: dict = field(
         default_factory=dict
     )  # mean, std (and resize, crop) the weights were trained with
-    kind: str = "file"  # "imagenet" (torchvision's published file), "cnnlab" (a run) or "file"
+    kind: str = "file"  # "imagenet" (a registration's published file), "cnnlab" (a run) or "file"
     model: str | None = None  # the cnnlab model name a run was trained with
 
 
-def imagenet_classes() -> list[str]:
-    """The 1000 ImageNet-1k category names, index = class (torchvision's `_IMAGENET_CATEGORIES`)."""
-    return (Path(__file__).parent / "imagenet_classes.txt").read_text().splitlines()
+def published(model: str) -> Pretrained | None:
+    """The weights model `model` declares on its registration (None: it has none)."""
+    from cnnlab.models import model_facts
+
+    return model_facts(model).weights
+
+
+def pretrained_names() -> list[str]:
+    """The models `--pretrained` works for: those whose registration declares published weights."""
+    from cnnlab.models import list_models, model_facts
+
+    return [n for n in list_models() if model_facts(n).weights is not None]
 
 
 def imagenet_preprocess(model: str) -> dict:
-    mean, std = (TF_MEAN, TF_STD) if model.startswith("googlenet") else (IMAGENET_MEAN, IMAGENET_STD)
-    return {"mean": mean, "std": std, "resize": 256, "crop": 224}
+    """mean, std, resize and crop of `model`'s published weights (ImageNet's defaults for a model without)."""
+    p = published(model)
+    if p is None:
+        return {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "resize": 256, "crop": 224}
+    return p.preprocess()
 
 
 def weights_dir() -> Path:
@@ -106,47 +93,44 @@ def hash_ok(path: Path, name: str | None = None) -> bool:
 
 
 def pretrained_file(model: str, progress: bool = True, base_url: str | None = None) -> Path:
-    """The local path of `model`'s ImageNet weights, downloading (and hash-checking) them if needed."""
-    from cnnlab.models import canonical_name
+    """The local path of `model`'s published weights, downloading (and hash-checking) them if needed.
+    The URL is the registration's; `base_url` or $CNNLAB_WEIGHTS_URL replace its folder (a mirror)."""
+    from cnnlab.models import model_facts
 
-    model = canonical_name(model)  # old spellings (vgg11_bn) still work
-    if model not in FILES:
-        hint = " (torchvision's GoogLeNet weights fit --model googlenet-tv)" if model == "googlenet" else ""
+    facts = model_facts(model)  # old spellings (vgg11_bn) still work
+    p = facts.weights
+    if p is None:
+        hint = f" ({facts.no_weights_hint})" if facts.no_weights_hint else ""
         raise CnnlabError(
-            f"no published ImageNet weights for {model!r}{hint}; --pretrained exists for: "
-            f"{', '.join(sorted(FILES))}; or pass --weights FILE"
+            f"no published ImageNet weights for {facts.name!r}{hint}; --pretrained exists for: "
+            f"{', '.join(pretrained_names())}; or pass --weights FILE"
         )
-    name = FILES[model]
+    name = p.file
     for folder in (weights_dir(), hub_dir()):
         if (folder / name).is_file():
             return folder / name
-    base = base_url or os.environ.get("CNNLAB_WEIGHTS_URL") or BASE_URL
+    base = base_url or os.environ.get("CNNLAB_WEIGHTS_URL") or p.url
     url, target = base.rstrip("/") + "/" + name, weights_dir() / name
-    part = target.with_name(name + ".part")
     hint = f"download it yourself into {target} or pass --weights FILE"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        from cnnlab.data.sources import _stream  # the dataset downloader's progress-bar streamer
-
-        _stream(url, part, progress)
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        part.unlink(missing_ok=True)
-        raise CnnlabError(f"cannot download {url} ({getattr(e, 'reason', e)}); {hint}") from None
-    if not hash_ok(part, name):
-        part.unlink(missing_ok=True)  # never used, never left behind
-        raise CnnlabError(
+        return download(url, target, check=lambda part: hash_ok(part, name), progress=progress)
+    except OSError as e:
+        raise CnnlabError(f"cannot download {url} ({e}); {hint}") from None
+    except DownloadError as e:
+        if not e.checksum:
+            raise CnnlabError(f"cannot download {url} ({e.reason}); {hint}") from None
+        raise CnnlabError(  # the file was deleted: never used, never left behind
             f"{url}: SHA-256 does not start with {HASH_REGEX.search(name).group(1)} as its name says; "
             f"the download was deleted. Try again, or {hint}"
-        )
-    os.replace(part, target)
-    return target
+        ) from None
 
 
 def pretrained(model: str, progress: bool = True) -> Weights:
+    """`model`'s published weights with their class names and preprocessing (kind "imagenet")."""
     path = pretrained_file(model, progress)
-    return Weights(
-        read_state(path), str(path), imagenet_classes(), imagenet_preprocess(model), "imagenet", model
-    )
+    p = published(model)
+    return Weights(read_state(path), str(path), p.class_names(), p.preprocess(), "imagenet", model)
 
 
 def from_file(path: str | Path) -> Weights:

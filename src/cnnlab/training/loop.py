@@ -16,7 +16,9 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnlab.checkpoint import atomic_write_text, save_checkpoint, unwrap
+from cnnlab.checkpoint import save_checkpoint, unwrap
+from cnnlab.core.autocast import autocast
+from cnnlab.core.files import atomic_write_text
 from cnnlab.data import to_float
 from cnnlab.data.augment import augment_batch
 from cnnlab.errors import CnnlabError
@@ -29,7 +31,7 @@ from cnnlab.training.logger import Logger
 from cnnlab.training.metrics import append_metrics, stale_epochs, summarize
 from cnnlab.training.optim import build_optimizer, build_scheduler
 from cnnlab.training.phases import Phases
-from cnnlab.training.precision import autocast, resolve
+from cnnlab.training.precision import resolve
 from cnnlab.training.process import set_up
 from cnnlab.training.resume import (
     DIST_TIMEOUT,

@@ -96,7 +96,7 @@ def draw(result: dict, png: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from cnnlab.checkpoint import atomic_write
+    from cnnlab.core.files import atomic_write
     from cnnlab.i18n import _
     from cnnlab.i18n.fonts import picture_text
 
@@ -130,6 +130,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from cnnlab.core.autocast import autocast
     from cnnlab.data import to_float
     from cnnlab.data.augment import augment_batch
     from cnnlab.training.cli import config_from_args, given_fields
@@ -137,7 +138,7 @@ def run(args) -> int:
     from cnnlab.training.logger import Logger
     from cnnlab.training.loop import compute_loss, epoch_order
     from cnnlab.training.optim import build_optimizer
-    from cnnlab.training.precision import autocast, resolve
+    from cnnlab.training.precision import resolve
     from cnnlab.training.process import set_up
     from cnnlab.training.start import begin
 

@@ -11,9 +11,10 @@ is needed (unlike float16).
   oneDNN emulates bf16 and is slower than fp32. On CUDA, `torch.cuda.is_bf16_supported()` (Ampere+).
 - safe: the run uses a recipe whose accuracy was verified in bf16 (`BF16_VERIFIED` in
   cnnlab.training.recipes). The chapter's experiment and hand-set flags stay fp32 unless asked.
+
+The context that applies the choice is `cnnlab.core.autocast.autocast` (eval, bench and serve use it too).
 """
 
-import contextlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -65,11 +66,3 @@ def resolve(precision: str, recipe: str | None, device: torch.device, native: bo
 
     native = native_bf16(device) if native is None else native
     return "bf16" if native and recipe in BF16_VERIFIED else "fp32"
-
-
-def autocast(precision: str, device: torch.device | str = "cpu"):
-    """The context the forward pass runs in: bf16 autocast, or nothing for fp32."""
-    if precision != "bf16":
-        return contextlib.nullcontext()
-    kind = device if isinstance(device, str) else device.type
-    return torch.autocast(kind, dtype=torch.bfloat16)

@@ -29,17 +29,9 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from cnnlab.checkpoint import (
-    EXIT_BAD_CHECKPOINT,
-    EXIT_DIVERGED,
-    EXIT_OUT_FULL,
-    atomic_write,
-    load_state,
-    load_weights,
-    save_checkpoint,
-    unwrap,
-)
-from cnnlab.errors import CnnlabError
+from cnnlab.checkpoint import load_state, load_weights, save_checkpoint, unwrap
+from cnnlab.core.files import atomic_write
+from cnnlab.errors import EXIT_BAD_CHECKPOINT, EXIT_DIVERGED, EXIT_OUT_FULL, CnnlabError
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.resume_rules import STATE, STATE_FORMAT, check_same_config, check_state, extends
 

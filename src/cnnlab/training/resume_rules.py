@@ -8,12 +8,11 @@ field first (`check_state`): a hand-edited or damaged field is one line naming i
 import math
 from pathlib import Path
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import EXIT_BAD_CHECKPOINT, CnnlabError
 from cnnlab.training.config import TrainConfig
 
 STATE = "state.pt"
 STATE_FORMAT = "cnnlab-state/1"
-EXIT_BAD_CHECKPOINT = 7  # as cnnlab.checkpoint's
 
 # Config fields that may differ when resuming: they do not change what is computed.
 RESUME_FREE = {

@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE, EXIT_RUN_EXISTS, RUN_RECORDS
-from cnnlab.errors import CnnlabError
+from cnnlab.core.files import RUN_RECORDS
+from cnnlab.errors import EXIT_OUT_UNWRITABLE, EXIT_RUN_EXISTS, CnnlabError
 
 LOCK = ".cnnlab-run.lock"
 RUNS = Path("runs")  # parent of numbered run folders, relative to the working directory

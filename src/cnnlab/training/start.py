@@ -133,10 +133,10 @@ def input_size(cfg: TrainConfig) -> int:
 
 def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
     from cnnlab.inside.summary import check_input
-    from cnnlab.models import get_model
+    from cnnlab.models import get_model, model_facts
 
     c, h, _ = data.shape
-    extra = {} if cfg.aux or not cfg.model.startswith("googlenet") else {"aux_logits": False}
+    extra = {} if cfg.aux or not model_facts(cfg.model).aux_heads else {"aux_logits": False}
     kwargs = dict(num_classes=len(data.classes), in_channels=c, input_size=h, width=cfg.width, **extra)
     model = get_model(cfg.model, **kwargs)
     model.cnnlab_kwargs = kwargs  # saved in checkpoints so `load_checkpoint` can rebuild it

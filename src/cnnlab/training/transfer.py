@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnlab.checkpoint import atomic_write_text, save_checkpoint
+from cnnlab.checkpoint import save_checkpoint
+from cnnlab.core.files import atomic_write_text
 from cnnlab.data import Dataset, to_float
 from cnnlab.data.cache import Writer, cache_key, load
 from cnnlab.errors import CnnlabError

@@ -124,14 +124,14 @@ def _splits(c) -> str | None:
 
 def _pretrained(c) -> str | None:
     from cnnlab.models import canonical_name
-    from cnnlab.models.weights import FILES
+    from cnnlab.models.weights import pretrained_names
 
     if c.pretrained and c.weights:
         return "--pretrained and --weights exclude each other: ImageNet's weights, or the ones in FILE"
-    if c.pretrained and canonical_name(c.model) not in FILES:
+    if c.pretrained and canonical_name(c.model) not in pretrained_names():
         return (
             f"--pretrained: no published ImageNet weights for {c.model!r}; they exist for: "
-            f"{', '.join(sorted(FILES))}; or pass --weights FILE"
+            f"{', '.join(pretrained_names())}; or pass --weights FILE"
         )
 
 
