@@ -21,29 +21,24 @@ import time
 
 def worker(model_name: str, steps: int, kept: bool) -> dict:
     import torch
-    import torch.nn.functional as F
 
     from cnnlab.models import get_model
     from cnnlab.training.precision import cpu_native_bf16
     from cnnlab.training.process import keep_freed_memory
+    from cnnlab.training.step import TrainStep
 
     if kept:
         keep_freed_memory()
     torch.manual_seed(0)
     model = get_model(model_name).to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
     x = torch.randn(256, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (256,))
     bf16 = cpu_native_bf16()
+    step = TrainStep(model, torch.optim.Adam(model.parameters(), 1e-3), "bf16" if bf16 else "fp32")
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     for _ in range(steps):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(x)
-        loss = F.cross_entropy(out.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        step(x, y)  # the step `cnnlab train` takes (training/step.py)
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     return {

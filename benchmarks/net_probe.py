@@ -19,10 +19,13 @@ import argparse
 import json
 import math
 import time
+from functools import partial
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from cnnlab.training.step import TrainStep
 
 
 # fmt: off
@@ -178,13 +181,7 @@ def cost(names: list[str], threads: int) -> None:
     for spec in names:
         torch.manual_seed(0)
         m = build(spec).to(memory_format=torch.channels_last)
-        opt = torch.optim.Adam(m.parameters(), lr=1e-3, fused=True)
-
-        def step(m=m, opt=opt):
-            loss = F.cross_entropy(m(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        step = partial(TrainStep(m, torch.optim.Adam(m.parameters(), lr=1e-3, fused=True)), x, y)
 
         for _ in range(5):
             step()
@@ -202,11 +199,11 @@ def cost(names: list[str], threads: int) -> None:
 def main() -> None:
     from cnnlab.data import load_dataset, to_float
     from cnnlab.data.augment import augment_batch
-    from cnnlab.evaluate import evaluate
+    from cnnlab.evaluation import evaluate
     from cnnlab.training.config import TrainConfig
-    from cnnlab.training.loop import epoch_order
     from cnnlab.training.optim import build_optimizer, build_scheduler
     from cnnlab.training.process import set_up
+    from cnnlab.training.step import epoch_order
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cost", nargs="+", help="only images per CPU-second of these nets")
@@ -258,6 +255,7 @@ def main() -> None:
         )
         opt = build_optimizer(cfg, model)
         sch = build_scheduler(cfg, opt, total)
+        train_step = TrainStep(model, opt, "bf16" if a.prec == "bf16" else "fp32", label_smoothing=a.ls)
         ema = None
         if a.ema:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -282,12 +280,7 @@ def main() -> None:
                 x = to_float(d.train_x[idx], d.mean, d.std).contiguous(memory_format=torch.channels_last)
                 if a.augment != "none":
                     x = augment_batch(x, a.augment, torch.Generator().manual_seed(seed * 1000003 + step))
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.prec == "bf16"):
-                    out = model(x)
-                loss = F.cross_entropy(out.float(), d.train_y[idx], label_smoothing=a.ls)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                train_step(x, d.train_y[idx])
                 sch.step()
                 if ema is not None:
                     ema.update_parameters(model)

@@ -33,7 +33,7 @@ SNIPPETS = {
     # what cnnlab.cli.entry does before the interpreter's shutdown (the difference is the exit's last collection)
     "import torch, then gc.freeze() (the `cnnlab` command's exit)": "import torch, gc; gc.freeze()",
     "import torch + torch._dynamo (what a stock torch.optim optimiser's first call adds)": "import torch, torch._dynamo",
-    "import torch + cnnlab's training modules": "import torch, cnnlab.cli, cnnlab.training.cli, cnnlab.training.loop",
+    "import torch + cnnlab's training modules": "import torch, cnnlab.cli, cnnlab.commands.train, cnnlab.training.loop",
     "matplotlib Figure + Agg": "from matplotlib.figure import Figure; from matplotlib.backends.backend_agg import FigureCanvasAgg",
 }
 LOAD = "import torch; from cnnlab.data import load_dataset; load_dataset('mnist', {dir!r}, progress=False)"

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from slow_steps import slow_steps
 
 ARGS = [
     "--dataset", "mnist-sample", "--limit-train", "205", "--batch-size", "64", "--width", "0.5",
@@ -134,7 +135,7 @@ def test_sigterm_under_ddp_then_resume_is_bit_identical(nproc_two, runs):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**ENV, "CNNLAB_TEST_STEP_DELAY": "0.3"},
+        env={**ENV, **slow_steps(runs / "site", 0.3)},  # signal lands in epoch 2
     )
     deadline = time.monotonic() + 240
     while not (out / "metrics.csv").exists():  # epoch 1 done: the signal lands in epoch 2

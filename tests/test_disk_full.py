@@ -18,6 +18,7 @@ import pytest
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import save_file
+from slow_steps import slow_steps
 
 from cnnlab.core.files import atomic_write
 from cnnlab.errors import EXIT_OUT_FULL, CnnlabError
@@ -132,11 +133,8 @@ def test_torch_saves_unexplained_error_is_judged_by_the_free_space(tmp_path, mon
 
 def test_enospc_outside_atomic_write_is_exit_5_in_one_line(monkeypatch, capsys):
     """metrics.csv is appended to, not replaced: its ENOSPC reaches the CLI as a plain OSError."""
-    import importlib
-
     from cnnlab import cli
-
-    evaluate = importlib.import_module("cnnlab.evaluate")  # `cnnlab.evaluate` the attribute is a function
+    from cnnlab.commands import eval as evaluate
 
     def full(args):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "runs/x/metrics.csv")
@@ -159,7 +157,7 @@ def test_a_disk_filled_mid_run_ends_in_exit_5_and_the_last_checkpoint_evaluates(
     """After epoch 1's checkpoint the disk is filled: 64 KiB left stops the next safetensors file
     (127 KiB), 300 KiB the next state.pt (~400 KiB, after last/best were written)."""
     out = tmpfs / "run"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CNNLAB_TEST_STEP_DELAY": "0.15"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **slow_steps(tmp_path / "site", 0.15)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cnnlab", "train", *TINY, "--out", str(out)],
         stdout=subprocess.PIPE,

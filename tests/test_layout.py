@@ -193,3 +193,33 @@ def test_the_name_test_finder_finds_planted_ones(tmp_path):
         'd = m.startswith("http")\ne = {"model": "fastnet"}\n'
     )
     assert model_name_tests(tmp_path / "m.py", registered_names()) == ["m.py:1", "m.py:2", "m.py:3"]
+
+
+def test_no_test_hooks_in_the_package():
+    """Tests shape the package from the outside (e.g. tests/slow_steps.py); no switch for them in src/."""
+    found = [
+        p.relative_to(PKG).as_posix()
+        for p in PKG.rglob("*")
+        if p.is_file() and b"CNNLAB_TEST" in p.read_bytes()
+    ]
+    assert found == []
+
+
+def test_commands_are_a_layer_over_the_library():
+    """Every command is a module of cnnlab.commands with add_arguments and run; no library module holds
+    argparse's add_argument calls (the CLI and the Python API call the same library functions)."""
+    import importlib
+
+    from cnnlab.cli import COMMANDS
+
+    for name, (module, _help) in COMMANDS.items():
+        assert module.startswith("cnnlab.commands."), name
+        loaded = importlib.import_module(module)
+        assert callable(loaded.add_arguments) and callable(loaded.run), name
+    flags = [
+        name
+        for name, path in MODULES.items()
+        if not name.startswith("cnnlab.commands") and ".add_argument(" in path.read_text()
+    ]
+    # the front door (--version, --lang), TrainConfig's fields as flags (for commands.train), a dev tool
+    assert sorted(flags) == ["cnnlab.cli", "cnnlab.i18n.extract", "cnnlab.training.flags"]

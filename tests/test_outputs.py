@@ -197,7 +197,7 @@ def test_predict_skips_a_fifo_and_predicts_the_other_files(cli, run, digit_png, 
 
 
 def test_open_image_reads_regular_files_only(tmp_path, digit_png):
-    from cnnlab.predict import open_image
+    from cnnlab.prediction import open_image
 
     assert open_image(digit_png).size == (28, 28)
     os.mkfifo(tmp_path / "f.png")

@@ -2,16 +2,19 @@
 checkpoints, evaluation in the training precision, and the chapter recipe staying fp32."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+import cnnlab
 from cnnlab.core.autocast import autocast
 from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model
-from cnnlab.training.loop import compute_loss
+from cnnlab.training.config import TrainConfig
 from cnnlab.training.precision import cpu_flags, resolve
+from cnnlab.training.step import compute_loss
 
 CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -41,9 +44,15 @@ def test_resolve(precision, recipe, native, want):
     assert resolve(precision, recipe, torch.device("cpu"), native=native) == want
 
 
-def test_resolve_unknown():
-    with pytest.raises(CnnlabError, match="choose from: auto, fp32, bf16"):
-        resolve("fp16", None, torch.device("cpu"))
+def test_precision_names_are_checked_in_one_place():
+    """An unknown name is refused when the settings are made (exit 2, the choices listed), by the rule in
+    training/validate.py: the only place in the package that lists the names."""
+    with pytest.raises(CnnlabError, match="choose from: auto, fp32, bf16") as refused:
+        TrainConfig(precision="fp16")
+    assert refused.value.exit_code == 2
+    src = Path(cnnlab.__file__).parent
+    listed = [p.relative_to(src).as_posix() for p in src.rglob("*.py") if '"fp32", "bf16"' in p.read_text()]
+    assert listed == ["training/validate.py"]
 
 
 def test_bf16_step_keeps_fp32_master_weights_and_matches_fp32():

@@ -13,7 +13,7 @@ import torch
 from conftest import MNIST_META, untrained_checkpoint
 from PIL import Image, ImageDraw
 
-from cnnlab.predict import mnist_style
+from cnnlab.prediction import mnist_style
 
 UNWRITABLE = "/proc/cnnlab-test/out"  # /proc refuses new entries, also for root
 
@@ -139,7 +139,7 @@ def test_eval_needs_only_the_test_split_and_uses_the_runs_data_dir(cli, tmp_path
 def test_eval_uses_the_checkpoints_tta(cli, tmp_path):
     from cnnlab.checkpoint import load_checkpoint
     from cnnlab.data.test_split import load_test_split
-    from cnnlab.evaluate import predict_logits
+    from cnnlab.evaluation import predict_logits
 
     data = t10k_folder(tmp_path / "t", n=200)
     ckpt = mnist_checkpoint(tmp_path / "c", tta=True)

@@ -115,7 +115,7 @@ def test_variants_are_valid_and_chosen_by_dataset():
 )
 def test_cli_picks_the_dataset_variant(argv, augment):
     from cnnlab.cli import build_parser
-    from cnnlab.training.cli import config_from_args
+    from cnnlab.training.settings import config_from_args
 
     cfg = config_from_args(build_parser("train").parse_args(["train", *argv]))
     assert cfg.augment == augment and cfg.recipe == "best"

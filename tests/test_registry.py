@@ -48,7 +48,7 @@ def test_a_new_model_file_needs_no_list(tmp_path, monkeypatch):
 
 
 def test_predict_logits_leaves_the_callers_model_alone():
-    from cnnlab.evaluate import predict_logits
+    from cnnlab.evaluation import predict_logits
 
     model = get_model("chapter-cnn", num_classes=10, in_channels=1, input_size=28, width=0.25).eval()
     weight = next(p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1)

@@ -1,8 +1,8 @@
 """Exact resume after SIGINT/SIGTERM, safe loading, and each training fault's message and exit code.
 
 Runs are tiny (256 bundled MNIST images, a half-width chapter CNN) so the whole file takes about a
-minute on two cores. CNNLAB_TEST_STEP_DELAY (test-only, see cnnlab.training.resume) slows each step so that
-a signal sent after epoch 1 lands at a random step of epoch 2.
+minute on two cores. tests/slow_steps.py slows each step from the test side (a sitecustomize module on
+PYTHONPATH) so that a signal sent after epoch 1 lands at a random step of epoch 2.
 """
 
 import csv
@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from slow_steps import slow_steps
 
 from cnnlab.errors import EXIT_OUT_FULL, CnnlabError
 from cnnlab.training.config import TrainConfig
@@ -83,7 +84,7 @@ def signal_mid_epoch(proc: subprocess.Popen, out: Path, sig: int, step_delay: fl
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_then_resume_is_bit_identical(cli, reference, tmp_path, sig):
     out = tmp_path / "run"
-    proc = start("train", *ARGS, "--out", str(out), env={"CNNLAB_TEST_STEP_DELAY": "0.15"})
+    proc = start("train", *ARGS, "--out", str(out), env=slow_steps(tmp_path / "site", 0.15))
     signal_mid_epoch(proc, out, sig, 0.15)
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 128 + sig, err[-2000:]
@@ -102,9 +103,8 @@ def test_signal_then_resume_is_bit_identical(cli, reference, tmp_path, sig):
 
 def test_sigkill_loses_at_most_checkpoint_every_steps(cli, reference, tmp_path):
     out = tmp_path / "run"
-    proc = start(
-        "train", *ARGS, "--out", str(out), "--checkpoint-every", "3", env={"CNNLAB_TEST_STEP_DELAY": "0.15"}
-    )
+    env = slow_steps(tmp_path / "site", 0.15)
+    proc = start("train", *ARGS, "--out", str(out), "--checkpoint-every", "3", env=env)
     deadline = time.monotonic() + 240
     step = 0
     while step < 9:  # the periodic state after step 9 (epoch 2, batch 1) has been written

@@ -13,7 +13,7 @@ from conftest import MNIST_META, untrained_checkpoint
 from PIL import Image, ImageDraw
 
 from cnnlab.checkpoint import load_checkpoint
-from cnnlab.predict import open_image, predict, prepare
+from cnnlab.prediction import open_image, predict, prepare
 from cnnlab.serve.launch import running_server
 
 

@@ -29,7 +29,7 @@ def test_process_age_counts_from_process_start():
 
 
 def test_training_path_does_not_import_matplotlib():
-    code = "import sys, cnnlab.cli, cnnlab.training.cli, cnnlab.training.loop; print('matplotlib' in sys.modules)"
+    code = "import sys, cnnlab.cli, cnnlab.commands.train, cnnlab.training.loop; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

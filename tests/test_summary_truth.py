@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import torch
 
-from cnnlab.training.cli import done_line
+from cnnlab.commands.train import done_line
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.metrics import summarize
 

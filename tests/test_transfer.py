@@ -13,6 +13,7 @@ from cnnlab.models import get_model
 from cnnlab.training import lr_find
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.finetune import FineTune, one_cycle, per_class_subset
+from cnnlab.training.step import TrainStep
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"]
 KW = {"num_classes": 10, "in_channels": 1, "input_size": 28, "width": 0.25}
@@ -159,11 +160,7 @@ def test_lr_find_leaves_the_model_untouched_and_stops_on_divergence():
 
     rates = lr_find.sweep_rates(1e-5, 1e3, 60)
     result = lr_find.find(
-        model,
-        lambda m: torch.optim.SGD(m.parameters(), lr=1e-5),
-        batches(),
-        rates,
-        lambda m, out, t: F.cross_entropy(out, t),
+        model, lambda m: TrainStep(m, torch.optim.SGD(m.parameters(), lr=1e-5)), batches(), rates
     )
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert 3 <= len(result["lrs"]) < 60  # diverged before 1e3
@@ -206,7 +203,7 @@ def test_pretrained_imagenet_weights_bring_their_normalisation(monkeypatch, tmp_
     model = build_model(cfg, data)
     assert model.cnnlab_fresh == {"fc.weight", "fc.bias"}
     assert data.mean == tuple(W.IMAGENET_MEAN) and data.std == tuple(W.IMAGENET_STD)
-    meta = checkpoint_meta(cfg, model, data)
+    meta = checkpoint_meta(cfg, model, data, "fp32")
     assert (
         meta["mean"] == W.IMAGENET_MEAN
         and meta["weights"]["resize"] == 256
@@ -217,14 +214,30 @@ def test_pretrained_imagenet_weights_bring_their_normalisation(monkeypatch, tmp_
 
 def test_probe_without_weights_is_refused():
     from cnnlab.errors import CnnlabError
-    from cnnlab.training.transfer import train_probe
+    from cnnlab.training.loop import train
 
     with pytest.raises(CnnlabError, match="--finetune probe .*pass --pretrained or --weights"):
         TrainConfig(finetune="probe")  # refused when the config is made
     cfg = TrainConfig(finetune="full")
-    cfg.finetune = "probe"  # set after the checks: train_probe refuses it too
+    cfg.finetune = "probe"  # set after the checks: the probe refuses it too
     with pytest.raises(CnnlabError, match="needs weights"):
-        train_probe(cfg)
+        train(cfg)
+
+
+def test_probe_from_the_api_in_the_precision_asked_for(source, tmp_path, monkeypatch):
+    """`cnnlab.train(finetune="probe")` is the probe (the API and the CLI call one function), and the
+    checkpoint records the precision the run computed in (the run's own, not one written by hand)."""
+    import cnnlab
+
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
+    common = dict(model="resnet18", width=0.25, dataset="mnist-sample", weights=str(source))
+    common.update(finetune="probe", train_per_class=5, limit_test=64, epochs=2)
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        summary = cnnlab.train(**common, precision=precision, out=str(out))
+        assert "feature_seconds" in summary and summary["epochs"] == 2  # the probe's summary
+        for name in ("last.json", "best.json"):
+            assert json.loads((out / name).read_text())["precision"] == precision
 
 
 def test_classifier_rows_follow_the_class_names():

@@ -50,6 +50,36 @@ def test_every_field_has_help_from_its_comment():
     assert docs["seed"][0] == "run control"
 
 
+def test_folder_settings_are_declared_once_in_folder_options():
+    """TrainConfig's folder settings are FolderOptions' fields: the same names, types and defaults, and
+    the flags' help is FolderOptions' comment; config.py gives them no default or comment of its own."""
+    import ast
+    import inspect
+
+    from cnnlab.data import folder
+    from cnnlab.data.folder import FolderOptions
+    from cnnlab.training import config
+    from cnnlab.training.flags import class_comments
+
+    ours = {f.name: f for f in fields(TrainConfig)}
+    folder_docs, _notes = class_comments(folder, "FolderOptions")
+    for f in fields(FolderOptions):
+        assert f.name in ours, f.name
+        assert ours[f.name].type == f.type and ours[f.name].default == f.default, f.name
+        assert field_docs()[f.name][1] == folder_docs[f.name][1] != "", f.name
+    src = inspect.getsource(config)
+    body = next(
+        n for n in ast.parse(src).body if isinstance(n, ast.ClassDef) and n.name == "TrainConfig"
+    ).body
+    lines = src.splitlines()
+    for node in body:
+        if isinstance(node, ast.AnnAssign) and node.target.id in FolderOptions.__dataclass_fields__:
+            text = "\n".join(lines[node.lineno - 1 : node.end_lineno])
+            assert ast.unparse(node.value) == f"FOLDER.{node.target.id}" and "#" not in text, text
+    options = FolderOptions.from_config(TrainConfig(image_size=20, classes="a,b", val_split=0.1))
+    assert (options.image_size, options.classes, options.val_split) == (20, "a,b", 0.1)
+
+
 def test_all_problems_at_once_one_line_each():
     with pytest.raises(CnnlabError) as e:
         TrainConfig(batch_size=0, lr=-1.0, ema=1.5, model="resnt18", betas=(0.9, 1.0))
@@ -284,7 +314,7 @@ def test_resume_of_a_run_made_with_overwrite_is_not_a_conflict(tmp_path):
     import torch
 
     from cnnlab.cli import build_parser
-    from cnnlab.training.cli import config_from_args
+    from cnnlab.training.settings import config_from_args
 
     out = tmp_path / "r"
     out.mkdir()
@@ -310,7 +340,7 @@ def test_train_help_shows_comments_choices_ranges_and_no_flags(capsys):
 
 def test_no_flag_turns_off_a_recipe_setting():
     from cnnlab.cli import build_parser
-    from cnnlab.training.cli import config_from_args
+    from cnnlab.training.settings import config_from_args
 
     parse = build_parser("train").parse_args
     assert config_from_args(parse(["train", "--recipe", "best"])).tta is True

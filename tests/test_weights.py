@@ -228,7 +228,7 @@ def test_resize_crop_matches_torchvision_eval_transform(size):
 
     sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("x"))
     tv = pytest.importorskip("torchvision.transforms")
-    from cnnlab.predict import resize_crop
+    from cnnlab.prediction import resize_crop
 
     img = Image.fromarray(torch.randint(0, 256, (size[1], size[0], 3), dtype=torch.uint8).numpy())
     ref = tv.PILToTensor()(tv.CenterCrop(224)(tv.Resize(256)(img)))

@@ -6,12 +6,11 @@ FastAPI; each name imports its home module on first use. See `cnnlab.__all__` an
 """
 
 import importlib
-import sys
-import types
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it (the CLI uses the same functions)
+# public name -> module that defines it (the commands, cnnlab.commands, call the same functions). No module
+# of the package is named like one of these (tests/test_api.py): importing it would hide the function.
 _API = {
     "get_model": "cnnlab.models",
     "list_models": "cnnlab.models",
@@ -48,18 +47,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_API})
-
-
-class _Package(types.ModuleType):
-    """`cnnlab.evaluate` and `cnnlab.predict` are API functions, but also the names of the modules behind
-    the `eval` and `predict` commands. Importing such a module would make Python set it as an attribute
-    of this package, hiding the function; that one assignment is skipped (the module stays importable:
-    `from cnnlab.evaluate import predict_logits` reads sys.modules)."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if name in _API and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

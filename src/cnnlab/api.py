@@ -1,6 +1,6 @@
 """The verbs of cnnlab's Python API that are more than a re-export: `train`, `evaluate`, `predict` and
-`summary`. Each returns what the matching `cnnlab ... --json` command prints (the CLI calls the same
-functions), so a notebook and a shell script see the same numbers. Import them from the top package:
+`summary`. Each returns what the matching `cnnlab ... --json` command prints: the commands
+(cnnlab.commands) call the same library functions, so a notebook and a shell script see the same numbers. Import them from the top package:
 `import cnnlab; cnnlab.train(model="chapter-cnn", dataset="mnist-sample", epochs=2)`."""
 
 from dataclasses import fields, replace
@@ -21,9 +21,9 @@ def train(config=None, /, **settings) -> dict:
     continues the run in `out`. Progress is printed; bad settings raise CnnlabError.
     `deterministic=True` and `threads=N` change torch's global settings in this process, as in the CLI.
     """
-    from cnnlab.training.cli import config_from_args
     from cnnlab.training.config import TrainConfig
     from cnnlab.training.loop import train as run_training
+    from cnnlab.training.settings import config_from_args
 
     names = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(settings) - names)
@@ -52,7 +52,7 @@ def evaluate(
     prints. `checkpoint` is a run folder (its best checkpoint), a .safetensors file or the pair
     `load_checkpoint` returns; `dataset` defaults to the checkpoint's own; `tta` None = as the run evaluated. `plot=True` also writes
     confusion.png next to the checkpoint (a path: there) and adds its path under "plot"."""
-    from cnnlab.evaluate import evaluate_checkpoint
+    from cnnlab.evaluation import evaluate_checkpoint
 
     where = None if plot is False or plot is None else ("" if plot is True else str(plot))
     return evaluate_checkpoint(checkpoint, dataset, data_dir, batch_size, tta, where)
@@ -64,7 +64,7 @@ def predict(checkpoint, images, top: int = 3, save_input: str | Path | None = No
     them (a PIL image's "file" is None); each is preprocessed as the checkpoint's dataset was made."""
     from PIL import Image
 
-    from cnnlab.predict import predict_records
+    from cnnlab.prediction import predict_records
 
     if isinstance(images, (str, Path, Image.Image)):
         images = [images]
@@ -81,21 +81,14 @@ def summary(
     device: str = "cpu",
     lang: str | None = None,
 ):
-    """Layer table of a registry model name or any `nn.Module` for one C x H x W input: a `Summary` with
-    output shapes, params, MACs and the formula check; `print()` it (or show it in Jupyter) for the table
-    `cnnlab summary` prints (in `lang`, "en" or "ko"; None: the current language), `.to_json()` for its --json. `device="meta"` builds a named model without
-    memory or arithmetic (as `cnnlab models` does): same shapes and counts, even for VGG16; a module given
-    as such runs on its own device."""
-    from cnnlab.inside.summary import build, parse_input, summarize
+    """Layer table of a registry model name, a run folder / checkpoint (its own model and input) or any
+    `nn.Module` for one C x H x W input: a `Summary` with output shapes, params, MACs and the formula
+    check; `print()` it (or show it in Jupyter) for the table `cnnlab summary` prints (in `lang`, "en" or
+    "ko"; None: the current language), `.to_json()` for its --json. `device="meta"` builds a named model
+    without memory or arithmetic (as `cnnlab models` does): same shapes and counts, even for VGG16; a
+    module given as such runs on its own device."""
+    from cnnlab.inside.summary import summary_of
 
-    shape = parse_input(input_shape) if isinstance(input_shape, str) else tuple(int(v) for v in input_shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise CnnlabError(f"input_shape must be C x H x W with positive sizes, got {input_shape!r}")
-    if isinstance(model, str):
-        result = summarize(build(model, shape, classes, width, device=device), shape)
-        result.model = model
-    else:
-        result = summarize(model, shape)
-        result.model = type(model).__name__
+    result, _about = summary_of(model, input_shape, classes, width, device)
     result.lang = None if lang is None else check(lang)
     return result

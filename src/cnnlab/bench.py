@@ -1,9 +1,10 @@
-"""`cnnlab bench [MODEL...]`: training and inference throughput of registered models, timm-style.
+"""Training and inference throughput of registered models, timm-style: the library behind `cnnlab bench
+[MODEL...]` (the command, its flags and table: cnnlab.commands.bench).
 
 Modelled on timm's benchmark.py: synthetic input of the given shape, a few warm-up steps (oneDNN builds its
-kernels on the first calls), then the median of repeated timed steps. A training step is what
-`cnnlab train` does per batch (forward, cross-entropy, backward, fused Adam step, channels_last); inference
-is a forward pass under `torch.inference_mode()` in eval mode.
+kernels on the first calls), then the median of repeated timed steps. A training step is the one `cnnlab
+train` takes per batch (training/step.py: forward, cross-entropy, backward, here with a fused Adam step,
+channels_last); inference is a forward pass under `torch.inference_mode()` in eval mode.
 
 Counts: params and MACs per image come from `cnnlab.inside.summary` (Conv2d and Linear multiply-adds, forward).
 Achieved GFLOP/s uses PyTorch's own FlopCounterMode on one real step (forward + backward for training: the
@@ -17,11 +18,9 @@ give images/s and the speed-up over fp32 measured in the same run. `bf16_native`
 machine computes bf16 in hardware (without it oneDNN emulates bf16 and it is slower than fp32).
 """
 
-import argparse
-import json
 import statistics
-import sys
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -36,40 +35,16 @@ DEFAULT_WIDTH = 0.25  # every registered model at a small width keeps the defaul
 DEFAULT_INPUT = "1x28x28"
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "models",
-        nargs="*",
-        metavar="MODEL",
-        help=_("registry names (default: every model), or run folders / checkpoints: their model and input"),
-    )
-    p.add_argument(
-        "--input",
-        default=DEFAULT_INPUT,
-        metavar="CxHxW",
-        help=_("input shape (default {default})", default=DEFAULT_INPUT),
-    )
-    p.add_argument("--batch-size", type=int, default=64, help=_("batch size (default 64)"))
-    p.add_argument(
-        "--width",
-        type=float,
-        default=DEFAULT_WIDTH,
-        help=_("width multiplier (default {default})", default=DEFAULT_WIDTH),
-    )
-    p.add_argument("--classes", type=int, default=10, help=_("number of classes (default 10)"))
-    p.add_argument("--warmup", type=int, default=2, help=_("untimed steps first (default 2)"))
-    p.add_argument(
-        "--repeats", type=int, default=5, help=_("timed steps; the median is reported (default 5)")
-    )
-    p.add_argument("--threads", type=int, default=0, help=_("torch intra-op threads (default: PyTorch's)"))
-    p.add_argument("--no-channels-last", dest="channels_last", action="store_false", help=_("keep NCHW"))
-    p.add_argument(
-        "--precision",
-        choices=("both", "fp32"),
-        default="both",
-        help=_("both: fp32 and bf16 autocast (default); fp32: fp32 only"),
-    )
-    p.add_argument("--json", action="store_true", help=_("one JSON object on stdout"))
+@dataclass
+class BenchOptions:
+    batch_size: int = 64  # images per step
+    width: float = DEFAULT_WIDTH  # width multiplier of the registry models
+    classes: int = 10  # number of classes (outputs)
+    warmup: int = 2  # untimed steps first (oneDNN builds its kernels on the first calls)
+    repeats: int = 5  # timed steps; the median is reported
+    threads: int = 0  # torch intra-op threads (0: PyTorch's)
+    channels_last: bool = True  # NHWC, as `cnnlab train` runs
+    precision: str = "both"  # both: fp32 and bf16 autocast; fp32: fp32 only
 
 
 def sgemm_peak(threads: int | None = None, n: int = 2048, repeats: int = 5) -> float:
@@ -109,36 +84,31 @@ def count_flops(fn) -> int:
 
 
 def _model_and_input(
-    name: str, shape: tuple[int, int, int], args, kwargs: dict | None = None
+    name: str, shape: tuple[int, int, int], opts: BenchOptions, kwargs: dict | None = None
 ) -> tuple[nn.Module, torch.Tensor, int, int]:
     """(model, batch, params, forward MACs per image) for registry model `name` (built with a run's own
     `kwargs` when given)."""
     from cnnlab.inside.summary import build, summarize
 
-    model = get_model(name, **kwargs) if kwargs else build(name, shape, args.classes, args.width)
+    model = get_model(name, **kwargs) if kwargs else build(name, shape, opts.classes, opts.width)
     s = summarize(model, shape)
-    x = torch.randn(args.batch_size, *shape)
-    if args.channels_last:
+    x = torch.randn(opts.batch_size, *shape)
+    if opts.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     return model, x, s.params, s.macs
 
 
 def _steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
-    """(train_step, infer_step) closures: what `cnnlab train` does per batch, and a forward pass."""
+    """(train_step, infer_step) closures: the step `cnnlab train` takes per batch, and a forward pass."""
     from cnnlab.core.autocast import autocast
-    from cnnlab.training.loop import compute_loss
+    from cnnlab.training.step import TrainStep
 
     trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(trainable, lr=1e-4, fused=True)
+    step = TrainStep(model, torch.optim.Adam(trainable, lr=1e-4, fused=True), precision)
 
     def train_step() -> None:
-        with autocast(precision):
-            out = model(x)
-        loss = compute_loss(model, out, y, 0.0, 1.0 / len(x))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        step(x, y)
 
     @torch.inference_mode()
     def infer_step() -> None:
@@ -149,25 +119,27 @@ def _steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
 
 
 def bench_model(
-    name: str, shape: tuple[int, int, int], args, peak: float, kwargs: dict | None = None
+    name: str, shape: tuple[int, int, int], opts: BenchOptions, peak: float, kwargs: dict | None = None
 ) -> dict:
-    model, x, params, macs = _model_and_input(name, shape, args, kwargs)
-    y = torch.randint(0, (kwargs or {}).get("num_classes", args.classes), (len(x),))
+    """One row of the table: params, MACs, train and inference images/s, GFLOP/s and roofline share
+    (and the bf16 columns unless opts.precision is "fp32") of registry model `name` on `shape` inputs."""
+    model, x, params, macs = _model_and_input(name, shape, opts, kwargs)
+    y = torch.randint(0, (kwargs or {}).get("num_classes", opts.classes), (len(x),))
     train_step, infer_step = _steps(model, x, y, "fp32")
     model.train()
     train_flops = count_flops(train_step)
-    train_t = median_time(train_step, args.warmup, args.repeats)
+    train_t = median_time(train_step, opts.warmup, opts.repeats)
     model.eval()
     infer_flops = count_flops(infer_step)
-    infer_t = median_time(infer_step, args.warmup, args.repeats)
+    infer_t = median_time(infer_step, opts.warmup, opts.repeats)
     n = len(x)
     bf16 = {}
-    if getattr(args, "precision", "both") == "both":
+    if opts.precision == "both":
         train_step, infer_step = _steps(model, x, y, "bf16")
         model.train()
-        bf16_train_t = median_time(train_step, args.warmup, args.repeats)
+        bf16_train_t = median_time(train_step, opts.warmup, opts.repeats)
         model.eval()
-        bf16_infer_t = median_time(infer_step, args.warmup, args.repeats)
+        bf16_infer_t = median_time(infer_step, opts.warmup, opts.repeats)
         bf16 = {
             "bf16_train_images_per_second": n / bf16_train_t,
             "bf16_train_speedup": train_t / bf16_train_t,
@@ -190,60 +162,29 @@ def bench_model(
     }
 
 
-def format_table(result: dict) -> str:
-    both = any("bf16_train_images_per_second" in r for r in result["models"])
-    titles = [
-        _("model"),
-        _("params"),
-        _("MACs/img"),
-        _("train img/s"),
-        _("train step ms"),
-        _("train GFLOP/s"),
-        _("train % roofline"),
-        _("infer img/s"),
-        _("infer GFLOP/s"),
-        _("infer % roofline"),
-    ]
-    if both:
-        titles += [_("train img/s bf16"), _("infer img/s bf16")]
-    cols = len(titles)
-    head = "| " + " | ".join(titles) + f" |\n|{'---|' * cols}"
-    rows = [head]
-    for r in result["models"]:
-        if "error" in r:
-            rows.append(f"| {r['model']} | {r['error']} |" + " |" * (cols - 2))
-            continue
-        bf16 = (
-            f" {r['bf16_train_images_per_second']:,.0f} ({r['bf16_train_speedup']:.2f}x) "
-            f"| {r['bf16_infer_images_per_second']:,.0f} ({r['bf16_infer_speedup']:.2f}x) |"
-            if both
-            else ""
-        )
-        rows.append(
-            f"| {r['model']} | {r['params']:,} | {r['macs']:,} | {r['train_images_per_second']:,.0f} "
-            f"| {r['train_step_ms']:.1f} | {r['train_gflops']:.1f} | {r['train_peak_share']:.0%} "
-            f"| {r['infer_images_per_second']:,.0f} | {r['infer_gflops']:.1f} | {r['infer_peak_share']:.0%} |{bf16}"
-        )
-    return "\n".join(rows)
-
-
-def run(args: argparse.Namespace) -> int:
+def bench(
+    models: list[str], input: str = DEFAULT_INPUT, opts: BenchOptions | None = None, on_done=None
+) -> dict:
+    """What `cnnlab bench --json` prints: the machine (threads, torch, sgemm roofline, native bf16) and
+    one row per model. `models`: registry names (none: every model) or run folders / checkpoints (their
+    model on their own input); `input`: "CxHxW" or a run. A model the input does not fit gets an "error"
+    row; `on_done(name)` is called after each model."""
     from cnnlab.checkpoint import run_model
     from cnnlab.inside.summary import parse_input
     from cnnlab.models import list_models
+    from cnnlab.training.precision import cpu_native_bf16
+    from cnnlab.training.process import set_up
 
-    shape = parse_input(args.input)
-    names = args.models or list_models()
+    opts = opts or BenchOptions()
+    shape = parse_input(input)
+    names = models or list_models()
     runs = {n: run_model(n) for n in names}  # a run folder or checkpoint: its model on its own input
     unknown = [n for n in names if runs[n] is None and n not in list_models()]
     if unknown:
         raise unknown_error("model", unknown[0], list_models())
-    if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0:
+    if opts.batch_size < 1 or opts.repeats < 1 or opts.warmup < 0:
         raise CnnlabError(_("--batch-size and --repeats must be >= 1, --warmup >= 0"))
-    from cnnlab.training.precision import cpu_native_bf16
-    from cnnlab.training.process import set_up
-
-    set_up(args.threads)  # threads, and memory kept as `cnnlab train` keeps it (training/process.py)
+    set_up(opts.threads)  # threads, and memory kept as `cnnlab train` keeps it (training/process.py)
 
     peak = sgemm_peak()
     rows = []
@@ -251,39 +192,21 @@ def run(args: argparse.Namespace) -> int:
         run = runs[name]
         try:
             if run is None:
-                rows.append(bench_model(name, shape, args, peak))
+                rows.append(bench_model(name, shape, opts, peak))
             else:
-                row = bench_model(run["model"], run["shape"], args, peak, run["kwargs"])
+                row = bench_model(run["model"], run["shape"], opts, peak, run["kwargs"])
                 rows.append({**row, "model": f"{run['model']} ({name})", "input_shape": list(run["shape"])})
         except CnnlabError as e:  # e.g. the input is too small for this model: report it, go on
             rows.append({"model": name, "error": str(e)})
-        if not args.json:
-            print("  " + _("{model} done", model=name), file=sys.stderr, flush=True)
-    result = {
+        if on_done is not None:
+            on_done(name)
+    return {
         "input_shape": list(shape),
-        "batch_size": args.batch_size,
-        "width": args.width,
+        "batch_size": opts.batch_size,
+        "width": opts.width,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "sgemm_peak_gflops": peak,
         "bf16_native": cpu_native_bf16(),
         "models": rows,
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        bf16 = _("native") if result["bf16_native"] else _("emulated (no AVX-512-BF16/AMX)")
-        print(
-            _(
-                "input {input}, batch {batch}, width {width}, {threads} threads, sgemm roofline {peak:.0f} "
-                "GFLOP/s (best 1-thread torch.mm x threads), bf16 {bf16}",
-                input="x".join(map(str, shape)),
-                batch=args.batch_size,
-                width=args.width,
-                threads=result["threads"],
-                peak=peak,
-                bf16=bf16,
-            )
-        )
-        print(format_table(result))
-    return 0

@@ -1,7 +1,8 @@
-"""The `cnnlab` command: each subcommand is a thin call into the module that owns it.
+"""The `cnnlab` command: parse, settle the language, run one command module, turn errors into one line.
 
-Every command module exposes `add_arguments(parser)` and `run(args) -> int | None`; with `--json` a
-command prints exactly one JSON value on stdout and sends human text to stderr.
+Every command is a module of `cnnlab.commands` (listed in COMMANDS) with `add_arguments(parser)` and
+`run(args) -> int`; with `--json` a command prints exactly one JSON value on stdout and sends human text
+to stderr. The commands call the same library functions as the Python API (`cnnlab.__init__`).
 
 Language: help texts are translated when the parsers are built, so the language is settled first, from
 argv's `--lang` (every command has it) or else the environment (`cnnlab.i18n.from_environment`);
@@ -26,23 +27,23 @@ DESCRIPTION = N_("Train, measure, look inside and serve convolutional image clas
 
 # subcommand -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS = {
-    "train": ("cnnlab.training.cli", N_("train a model (the chapter's experiment by default)")),
-    "lr-find": ("cnnlab.training.lr_find", N_("learning-rate range test: loss vs. rate, a suggested rate")),
-    "eval": ("cnnlab.evaluate", N_("accuracy, per-class accuracy and confusion matrix of a checkpoint")),
+    "train": ("cnnlab.commands.train", N_("train a model (the chapter's experiment by default)")),
+    "lr-find": ("cnnlab.commands.lr_find", N_("learning-rate range test: loss vs. rate, a suggested rate")),
+    "eval": ("cnnlab.commands.eval", N_("accuracy, per-class accuracy and confusion matrix of a checkpoint")),
     "predict": (
-        "cnnlab.predict",
+        "cnnlab.commands.predict",
         N_("top classes for image files, folders or patterns, read as the run's images were"),
     ),
-    "models": ("cnnlab.inside.summary", N_("list registered models with params and MACs")),
-    "summary": ("cnnlab.inside.summary", N_("layer table: output shapes, params, multiply-adds")),
-    "explain": ("cnnlab.inside.explain", N_("the chapter's computations, step by step")),
+    "models": ("cnnlab.commands.models", N_("list registered models with params and MACs")),
+    "summary": ("cnnlab.commands.summary", N_("layer table: output shapes, params, multiply-adds")),
+    "explain": ("cnnlab.commands.explain", N_("the chapter's computations, step by step")),
     "plot": (
-        "cnnlab.inside.plot_cli",
+        "cnnlab.commands.plot",
         N_("pictures: curves, confusion, top losses, samples, filters, feature maps"),
     ),
-    "bench": ("cnnlab.bench", N_("train/inference throughput of registered models")),
-    "serve": ("cnnlab.serve.app", N_("web page + prediction API for a checkpoint")),
-    "export": ("cnnlab.export", N_("export a checkpoint to ONNX and check it with onnxruntime")),
+    "bench": ("cnnlab.commands.bench", N_("train/inference throughput of registered models")),
+    "serve": ("cnnlab.commands.serve", N_("web page + prediction API for a checkpoint")),
+    "export": ("cnnlab.commands.export", N_("export a checkpoint to ONNX and check it with onnxruntime")),
 }
 LANG_FLAGS = ("--lang", "--lan")  # --lan: argparse accepts an unambiguous abbreviation, so must the pre-scan
 
@@ -169,8 +170,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, (_module_name, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=_(help_), description=_(help_))
         if name == command:
-            adder = getattr(_module(name), f"add_{name}_arguments", None) or _module(name).add_arguments
-            adder(p)
+            _module(name).add_arguments(p)
     _add_lang(parser)
     return parser
 
@@ -191,9 +191,7 @@ def main(argv: list[str] | None = None) -> None:
                 parser.print_help()
                 sys.exit(0)
         check_command(args.command, args)  # every option's range before any work (cnnlab.options)
-        module = _module(args.command)
-        runner = getattr(module, f"run_{args.command}", None) or module.run
-        code = runner(args)
+        code = _module(args.command).run(args)
     except CnnlabError as e:
         for line in str(e).splitlines() or [""]:  # several problems: one line each
             print(_("cnnlab: error: {message}", message=line), file=sys.stderr)

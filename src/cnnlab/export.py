@@ -1,4 +1,5 @@
-"""`cnnlab export CHECKPOINT OUT.onnx`: ONNX with a dynamic batch dimension, checked with onnxruntime.
+"""A checkpoint as ONNX with a dynamic batch dimension, checked with onnxruntime: what `cnnlab export
+CHECKPOINT OUT.onnx` does (the command: cnnlab.commands.export).
 
 The ONNX model takes what the PyTorch model takes: float32 N x C x H x W, normalised as
 (pixel / 255 - mean) / std with the checkpoint's mean and std, and returns N x classes logits. Those
@@ -11,14 +12,12 @@ images as a last resort), once as a batch and once as a single image, which exer
 dimension. A max abs diff over the tolerance is an error.
 """
 
-import argparse
 import contextlib
 import inspect
 import io
 import json
 import logging
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -33,20 +32,6 @@ from cnnlab.errors import EXIT_OUT_UNWRITABLE, CnnlabError
 
 TOLERANCE = 1e-3  # float32 kernels differ in summation order: ~1e-6 is typical, 1e-3 is a real bug
 CHECK_IMAGES = 64
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="run folder or .safetensors file")
-    p.add_argument("out", help="the .onnx file to write")
-    p.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's, 18 or newer)")
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        default=TOLERANCE,
-        help=f"max abs logit diff allowed (default {TOLERANCE:g})",
-    )
-    p.add_argument("--data-dir", help="folder holding the checkpoint's dataset, for the check images")
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 @contextlib.contextmanager
@@ -153,46 +138,38 @@ def compare(model: nn.Module, meta: dict, path: Path, images: torch.Tensor) -> t
     return diff, int((got.argmax(1) == expected.argmax(1)).sum())
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.tolerance < 0:
-        raise CnnlabError(f"--tolerance must be >= 0, got {args.tolerance}")
-    out = Path(args.out)
+def export_checkpoint(
+    checkpoint, out: str | Path, opset: int | None = None, tolerance: float = TOLERANCE, data_dir=None
+) -> dict:
+    """Export `checkpoint` (run folder or file) to `out` and compare onnxruntime with PyTorch on real test
+    images; what `cnnlab export --json` prints. More than `tolerance` apart is an error (the file is kept
+    for inspection); an unwritable `out` fails before minutes of tracing."""
+    if tolerance < 0:
+        raise CnnlabError(f"--tolerance must be >= 0, got {tolerance}")
+    out = Path(out)
     # never the checkpoint being read or another file of its run, a device or a FIFO; a link is written through
-    target = output_file(out, reads=[args.checkpoint])
+    target = output_file(out, reads=[checkpoint])
     if not target.parent.is_dir():
         raise CnnlabError(f"cannot write {out}: {target.parent} is not a folder", EXIT_OUT_UNWRITABLE)
     if not os.access(target.parent, os.W_OK):  # before minutes of tracing: one line, the write exit code
         raise CnnlabError(f"cannot write {out}: {target.parent} is not writable", EXIT_OUT_UNWRITABLE)
-    model, meta = load_checkpoint(args.checkpoint)
-    opset = export_onnx(model, meta, out, args.opset)
-    images, what = check_images(meta, args.data_dir, checkpoint=args.checkpoint)
+    model, meta = load_checkpoint(checkpoint)
+    used = export_onnx(model, meta, out, opset)
+    images, what = check_images(meta, data_dir, checkpoint=checkpoint)
     diff, agree = compare(model, meta, out, images)
-    result = {
+    if diff > tolerance or not np.isfinite(diff):
+        raise CnnlabError(
+            f"{out}: onnxruntime and PyTorch disagree on {what}: max abs diff {diff:.3g} > tolerance "
+            f"{tolerance:g} (file kept for inspection)"
+        )
+    return {
         "onnx": str(out),
         "model": meta["model"],
-        "opset": opset,
+        "opset": used,
         "bytes": out.stat().st_size,
         "checked_on": what,
         "max_abs_diff": diff,
-        "tolerance": args.tolerance,
+        "tolerance": tolerance,
         "predictions_agree": agree,
         "images": len(images),
     }
-    if diff > args.tolerance or not np.isfinite(diff):
-        raise CnnlabError(
-            f"{out}: onnxruntime and PyTorch disagree on {what}: max abs diff {diff:.3g} > tolerance "
-            f"{args.tolerance:g} (file kept for inspection)"
-        )
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    shape = "x".join(map(str, meta["input_shape"]))
-    print(
-        f"exported {meta['model']} to {out} (opset {opset}, {result['bytes'] / 2**20:.2f} MiB): input N x {shape} float32, dynamic batch"
-    )
-    print(
-        f"onnxruntime vs PyTorch on {what} (a batch and a single image): max abs diff {diff:.3g} "
-        f"(tolerance {args.tolerance:g}), predictions agree on {agree}/{len(images)}",
-        file=sys.stdout,
-    )
-    return 0

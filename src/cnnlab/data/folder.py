@@ -39,15 +39,21 @@ IMBALANCE = 5  # a class with under 1/IMBALANCE of the largest class's training 
 
 @dataclass
 class FolderOptions:
-    image_size: int = 0  # shorter side resized to this, centre-cropped square (0 = chosen from the data)
+    """How a folder of images is read and split. Declared here once: `TrainConfig` (training/config.py)
+    takes these fields' defaults from here, and `cnnlab train --help` shows these comments as the flags'
+    help (tests/test_validate.py checks that the two agree)."""
+
+    image_size: int = (
+        0  # shorter side resized to N, centre crop (0 = from the data: 28 handwriting, up to 64 photos)
+    )
     channels: int = 0  # 1 or 3 (0 = 1 when every image is greyscale, else 3)
-    classes: str = ""  # comma-separated class names: their order, or a subset ("" = all, natural order)
-    val_split: float = 0.0  # per-class fraction held out for validation (when there is no val/ folder)
-    test_split: float = 0.2  # per-class fraction held out for testing (when there is no test/ folder)
-    split_seed: int = 0  # seeds the split (separate from --seed: new weights, same split)
-    strict: bool = False  # an unreadable file is an error instead of being skipped
-    decode_workers: int = 0  # processes that decode images (0 = one per CPU core)
-    preprocess: str = "auto"  # how images are read: auto (decided from the folder) | digit | photo
+    classes: str = ""  # comma-separated class names: fixes their order or picks a subset ("" = all)
+    val_split: float = 0.0  # fraction of the training set held out (seeded) for model selection
+    test_split: float = 0.2  # per-class fraction held out for testing when there is no test/ folder
+    split_seed: int = 0  # seeds the folder split (--seed changes the weights, not the split)
+    strict: bool = False  # an unreadable image is an error instead of being skipped and reported
+    decode_workers: int = 0  # processes decoding images on a first run (0 = one per CPU core)
+    preprocess: str = "auto"  # how images are read: auto (decided from the folder, and said) | digit | photo
 
     @classmethod
     def from_config(cls, cfg) -> "FolderOptions":
@@ -81,8 +87,9 @@ def natural_key(name: str) -> tuple:
 
 
 def is_folder_dataset(name: str | None) -> bool:
-    """`--dataset folder`, or a --dataset value that is an existing folder (callers check built-in names
-    first: a built-in name wins over a folder of that name in the current directory)."""
+    """`--dataset folder`, or a --dataset value that is an existing folder. A built-in name wins over a
+    folder of that name in the current directory, so ask `load_dataset` (data) or
+    `training.data_setup.is_folder` (a run), which check the built-in names first."""
     return name == "folder" or (bool(name) and Path(str(name)).expanduser().is_dir())
 
 

@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from cnnlab.core.sizes import layer_geometry
 from cnnlab.i18n import _
+from cnnlab.inside.hooks import hooked, of_kind
 
 Hook = Callable[[str, nn.Module, tuple, torch.Tensor], None]
 
@@ -20,21 +21,9 @@ def _forward_with_hooks(model: nn.Module, x: torch.Tensor, kinds: tuple[type[nn.
     """One eval-mode, no-grad forward pass of batch `x`, calling `hook(name, module, inputs, output)`
     after every module of one of `kinds`. Hooks are removed and the train/eval mode restored even if
     the pass fails, so the model is left exactly as it was."""
-    names = {module: name for name, module in model.named_modules()}
-    handles = [
-        m.register_forward_hook(lambda mod, inp, out: hook(names[mod], mod, inp, out))
-        for m in model.modules()
-        if isinstance(m, kinds)
-    ]
-    was_training = model.training
-    try:
-        model.eval()  # BatchNorm and Dropout behave as at test time
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
+    # eval mode: BatchNorm and Dropout behave as at test time
+    with hooked(model, of_kind(model, kinds), after=hook), torch.no_grad():
+        model(x)
 
 
 def conv_feature_maps(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:

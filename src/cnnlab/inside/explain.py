@@ -1,4 +1,5 @@
-"""`cnnlab explain TOPIC`: the chapter's worked numbers, recomputed step by step, on its inputs or yours.
+"""The chapter's worked numbers, recomputed step by step, on its inputs or yours: what `cnnlab explain
+TOPIC` prints (the command: cnnlab.commands.explain) and `cnnlab.explain(...)` returns.
 
 Matrices are written row by row: rows separated by ";", values by "," or spaces, e.g. "1,2,3;4,5,6".
 Every topic prints its steps; with --json it prints one object {"topic", "result", "steps", ...}.
@@ -6,10 +7,8 @@ Without values a topic uses the chapter's own numbers, and where the chapter's p
 from the exact one, the output says so and shows why.
 """
 
-import argparse
-import json
 import math
-import re
+from dataclasses import fields
 
 import numpy as np
 import torch
@@ -17,12 +16,12 @@ import torch.nn as nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.i18n import N_, _, using
-from cnnlab.i18n.argparse_words import RawDescriptionHelpFormatter
 from cnnlab.inside import concepts as C
 from cnnlab.inside.activations import POOLS_AND_CONVS, size_formula, traced_layers
 from cnnlab.inside.explain_losses import explain_cross_entropy, explain_eval_drop, explain_softmax
 from cnnlab.inside.explain_text import (
     Explanation,
+    Options,
     fmt,
     parse_matrix,
     parse_number,
@@ -48,7 +47,7 @@ CHAPTER_POOL = "1,1,2,4; 5,6,7,8; 3,2,1,0; 1,2,3,4"  # cs231n's pooling figure, 
 # ---------------------------------------------------------------- convolution and pooling
 
 
-def explain_match(args: argparse.Namespace, ex: Explanation) -> None:
+def explain_match(args: Options, ex: Explanation) -> None:
     patch_text, filter_text = values_or(args, 2, [CHAPTER_PATCH, CHAPTER_FILTER], "PATCH FILTER")
     patch, filt = parse_matrix(patch_text), parse_matrix(filter_text)
     ex.result = C.match_score(patch, filt)  # also checks that the shapes agree
@@ -74,7 +73,7 @@ def explain_match(args: argparse.Namespace, ex: Explanation) -> None:
         ex.say(_("chapter: 0.77. Exact: 7/9 = 0.7778; the chapter cut it to two decimals (rounded: 0.78)."))
 
 
-def explain_conv(args: argparse.Namespace, ex: Explanation) -> None:
+def explain_conv(args: Options, ex: Explanation) -> None:
     x_text, k_text = values_or(args, 2, [CHAPTER_INPUT, CHAPTER_KERNEL], "MATRIX KERNEL")
     x, k = parse_matrix(x_text), parse_matrix(k_text)
     s, p = stride_of(args, 1), args.padding
@@ -131,7 +130,7 @@ def explain_conv(args: argparse.Namespace, ex: Explanation) -> None:
     ex.result = out.tolist()
 
 
-def explain_pool(args: argparse.Namespace, ex: Explanation) -> None:
+def explain_pool(args: Options, ex: Explanation) -> None:
     (text,) = values_or(args, 1, [CHAPTER_POOL], "MATRIX")
     x, k = parse_matrix(text), args.size
     s = stride_of(args, k)  # PyTorch's default: windows side by side, no overlap
@@ -171,7 +170,7 @@ def traced_model(name: str, shape_text: str, kinds: tuple) -> tuple[nn.Module, l
         ) from None
 
 
-def walk_model(args: argparse.Namespace, ex: Explanation) -> None:
+def walk_model(args: Options, ex: Explanation) -> None:
     """Every Conv/Pool layer in the order the forward pass calls it, with the formula for its size."""
     _model, rows = traced_model(args.model, args.input, POOLS_AND_CONVS)
     ex.say(
@@ -205,7 +204,7 @@ def walk_model(args: argparse.Namespace, ex: Explanation) -> None:
     ]
 
 
-def explain_output_size(args: argparse.Namespace, ex: Explanation) -> None:
+def explain_output_size(args: Options, ex: Explanation) -> None:
     if args.model or not args.values:  # no numbers: the chapter's own walk, 28 -> ... -> 64x3x3
         args.model = args.model or "chapter-cnn"
         return walk_model(args, ex)
@@ -228,7 +227,7 @@ def times(ex: Explanation, dense: int, conv: int) -> str:
     return _("{n}x more", n=text) if dense >= conv else _("{n}x fewer", n=text)
 
 
-def explain_parameters(args: argparse.Namespace, ex: Explanation) -> None:
+def explain_parameters(args: Options, ex: Explanation) -> None:
     name = args.model or (args.values[0] if len(args.values) == 1 else None)
     if name is None:
         raise CnnlabError(_("parameters takes one MODEL name, e.g. chapter-cnn"))
@@ -292,39 +291,15 @@ TOPICS = {  # topic -> (function, its values, what it shows), for dispatch and -
 }
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = RawDescriptionHelpFormatter  # the topics table as written; Korean help wrapped
-    topics = "\n".join(f"  {name + ' ' + values:<30}{_(what)}" for name, (_f, values, what) in TOPICS.items())
-    parser.epilog = _(
-        "topics:\n{topics}\n\nWithout values a topic uses the chapter's numbers. Matrices: rows separated"
-        ' by ";",\nvalues by "," or spaces, e.g. "1,2,0;0,1,2;2,0,1" (a leading minus sign is fine).',
-        topics=topics,
-    )
-    # Let values such as "-1,1;1,-1" count as values, not unknown options: argparse only treats plain
-    # negative numbers that way. A private attribute, hence the guard; "--" before the values always works.
-    if hasattr(parser, "_negative_number_matcher"):
-        parser._negative_number_matcher = re.compile(r"^-\.?\d")
-    parser.add_argument("topic", choices=list(TOPICS), metavar="TOPIC", help=_("one of the topics below"))
-    parser.add_argument("values", nargs="*", help=_("the topic's inputs: numbers, matrices or a model name"))
-    parser.add_argument("--stride", type=int, help=_("step of the filter/window (default 1; pool: --size)"))
-    parser.add_argument("--padding", type=int, default=0, help=_("zero padding for conv/output-size"))
-    parser.add_argument("--bias", type=float, default=0.0, help=_("bias added to every conv output cell"))
-    parser.add_argument("--size", type=int, default=2, help=_("pool window size"))
-    parser.add_argument("--model", help=_("registered model for output-size (size walk) or parameters"))
-    parser.add_argument(
-        "--input", default="1x28x28", help=_("input shape CxHxW for --model (default 1x28x28)")
-    )
-    parser.add_argument("--layer", help=_("parameters: only this conv layer (a name from the size walk)"))
-    parser.add_argument("--target", default="0,1", help=_("cross-entropy target distribution (default 0,1)"))
-    parser.add_argument("--pred", action="append", help=_("cross-entropy prediction (repeatable)"))
-    parser.add_argument("--json", action="store_true", help=_("print one JSON object instead of the steps"))
-
-
-def run(args: argparse.Namespace) -> int:
-    ex = Explanation(args.topic)
-    TOPICS[args.topic][0](args, ex)
-    print(json.dumps(ex.as_json()) if args.json else "\n".join(ex.steps))
-    return 0
+def explain_topic(topic: str, options: Options) -> Explanation:
+    """The steps and result of `topic` with `options` (its values and settings; an unknown topic is an
+    error naming the known ones)."""
+    if topic not in TOPICS:
+        raise unknown_error("topic", topic, list(TOPICS))
+    options.topic = topic
+    ex = Explanation(topic)
+    TOPICS[topic][0](options, ex)
+    return ex
 
 
 def explain(topic: str, *values, lang: str | None = None, **options) -> dict:
@@ -333,19 +308,13 @@ def explain(topic: str, *values, lang: str | None = None, **options) -> dict:
     `explain("conv", padding=1)`, `explain("output-size", model="vgg16", input="3x224x224")`."""
     from cnnlab.options import check_command
 
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    settings = {a.dest: a.default for a in parser._actions if a.dest not in ("help", "topic", "values")}
+    settings = sorted(f.name for f in fields(Options) if f.name not in ("topic", "values"))
     wrong = sorted(set(options) - set(settings))
     with using(lang):
         if topic not in TOPICS:
             raise unknown_error("topic", topic, list(TOPICS))
         if wrong:
-            raise unknown_error("option", wrong[0], sorted(settings))
-        args = argparse.Namespace(
-            **{**settings, **options, "topic": topic, "values": [str(v) for v in values]}
-        )
-        check_command("explain", args)
-        ex = Explanation(topic)
-        TOPICS[topic][0](args, ex)
-        return ex.as_json()
+            raise unknown_error("option", wrong[0], settings)
+        chosen = Options(topic=topic, values=[str(v) for v in values], **options)
+        check_command("explain", chosen)
+        return explain_topic(topic, chosen).as_json()

@@ -1,6 +1,5 @@
 """`cnnlab explain` topics on probabilities and losses: softmax, cross-entropy, and the chapter's evaluation."""
 
-import argparse
 import math
 
 import numpy as np
@@ -9,7 +8,7 @@ import torch
 from cnnlab.errors import CnnlabError
 from cnnlab.i18n import _
 from cnnlab.inside import concepts as C
-from cnnlab.inside.explain_text import Explanation, fmt, parse_number, parse_vector, values_or, vec
+from cnnlab.inside.explain_text import Explanation, Options, fmt, parse_number, parse_vector, values_or, vec
 
 CHAPTER_LOGITS = [0.37, 1.58]
 CHAPTER_SOFTMAX = [0.2296, 0.7704]
@@ -20,7 +19,7 @@ CHAPTER_ACCURACY = "98.65785217285156"  # the chapter's "Accuracy of Test Data"
 # ---------------------------------------------------------------- probabilities and losses
 
 
-def explain_softmax(args: argparse.Namespace, ex: Explanation) -> None:
+def explain_softmax(args: Options, ex: Explanation) -> None:
     z = np.array([parse_number(v) for v in args.values] if args.values else CHAPTER_LOGITS)
     shifted = z - z.max()
     e = np.exp(shifted)
@@ -68,7 +67,7 @@ def check_distribution(v: np.ndarray, what: str) -> None:
         )
 
 
-def explain_cross_entropy(args: argparse.Namespace, ex: Explanation) -> None:
+def explain_cross_entropy(args: Options, ex: Explanation) -> None:
     p = parse_vector(args.target)
     preds = [parse_vector(t) for t in args.pred] if args.pred else [np.array(q) for q in CHAPTER_CE_TABLE]
     check_distribution(p, _("target"))
@@ -163,7 +162,7 @@ def chapter_table_note(ex: Explanation, rows: list[dict]) -> None:
 # ---------------------------------------------------------------- the chapter's evaluation
 
 
-def explain_eval_drop(args: argparse.Namespace, ex: Explanation) -> None:
+def explain_eval_drop(args: Options, ex: Explanation) -> None:
     n, batch = (int(parse_number(v)) for v in values_or(args, 2, ["10000", "256"], "TEST_SIZE BATCH_SIZE"))
     if n < 1 or batch < 1:
         raise CnnlabError(

@@ -1,9 +1,9 @@
-"""Worked explanations as data: the `Explanation` record, and parsing/printing of the user's numbers.
+"""Worked explanations as data: the `Options` a topic reads, the `Explanation` record it fills, and
+parsing/printing of the user's numbers.
 
 Matrices are written row by row: rows separated by ";", values by "," or spaces, e.g. "1,2,3;4,5,6".
 """
 
-import argparse
 import math
 import re
 from dataclasses import dataclass, field
@@ -12,6 +12,24 @@ import numpy as np
 
 from cnnlab.errors import CnnlabError
 from cnnlab.i18n import _, _n
+
+
+@dataclass
+class Options:
+    """What a topic reads: its values and the options of `cnnlab explain` (the command's flags take their
+    defaults from here; `explain(topic, *values, **options)` takes them by name)."""
+
+    topic: str = ""  # the topic being explained (for messages)
+    values: list[str] = field(default_factory=list)  # the topic's inputs: numbers, matrices or a model name
+    stride: int | None = None  # step of the filter/window (None: 1; pool: --size)
+    padding: int = 0  # zero padding for conv/output-size
+    bias: float = 0.0  # bias added to every conv output cell
+    size: int = 2  # pool window size
+    model: str | None = None  # registered model for output-size (size walk) or parameters
+    input: str = "1x28x28"  # input shape CxHxW for --model
+    layer: str | None = None  # parameters: only this conv layer
+    target: str = "0,1"  # cross-entropy target distribution
+    pred: list[str] | None = None  # cross-entropy predictions
 
 
 @dataclass
@@ -103,7 +121,7 @@ def products(a: np.ndarray, b: np.ndarray) -> str:
     return " + ".join(f"{term(x)} x {term(y)}" for x, y in zip(a.ravel(), b.ravel()))
 
 
-def values_or(args: argparse.Namespace, count: int, defaults: list[str], usage: str) -> list[str]:
+def values_or(args: Options, count: int, defaults: list[str], usage: str) -> list[str]:
     """The topic's positional values, or the chapter's defaults when none were given."""
     values = args.values or defaults
     if len(values) != count:
@@ -120,5 +138,5 @@ def values_or(args: argparse.Namespace, count: int, defaults: list[str], usage: 
     return values
 
 
-def stride_of(args: argparse.Namespace, default: int) -> int:
+def stride_of(args: Options, default: int) -> int:
     return default if args.stride is None else args.stride

@@ -22,22 +22,14 @@ import torch.nn.functional as F
 
 from cnnlab.errors import CnnlabError
 from cnnlab.i18n import _
+from cnnlab.inside.hooks import hooked, of_kind
 
 
 def _last_conv_name(model: nn.Module, x: torch.Tensor) -> str:
-    names = {m: n for n, m in model.named_modules()}
     called: list[str] = []
-    handles = [
-        m.register_forward_hook(lambda mod, i, o: called.append(names[mod]))
-        for m in model.modules()
-        if isinstance(m, nn.Conv2d)
-    ]
-    try:
+    with hooked(model, of_kind(model, (nn.Conv2d,)), after=lambda n, m, i, o: called.append(n)):
         with torch.no_grad():
             model(x)
-    finally:
-        for h in handles:
-            h.remove()
     if not called:
         raise CnnlabError(_("{model} has no Conv2d layer: Grad-CAM needs one", model=type(model).__name__))
     return called[-1]
@@ -84,7 +76,7 @@ def gradcam(
         )
     recorded: list[torch.Tensor] = []
 
-    def keep(_mod, _inp, out):
+    def keep(_name, _mod, _inp, out):
         if not isinstance(out, torch.Tensor) or out.dim() != 4:
             raise CnnlabError(
                 _("layer {layer} does not output feature maps (N x C x H x W)", layer=repr(layer))
@@ -92,10 +84,7 @@ def gradcam(
         recorded.append(out)
         return out.clone()  # downstream in-place ops modify the clone, not the recorded A
 
-    handle = modules[layer].register_forward_hook(keep)
-    was_training = model.training
-    model.eval()
-    try:
+    with hooked(model, [(layer, modules[layer])], after=keep):
         with torch.enable_grad():
             logits = model(batch)
             if isinstance(logits, tuple):
@@ -111,9 +100,6 @@ def gradcam(
                 (grad,) = torch.autograd.grad(logits[0, c], acts, retain_graph=True)
                 weights = grad[0].mean(dim=(1, 2))  # alpha_k
                 cams.append(F.relu((weights[:, None, None] * acts[0]).sum(0)).detach())
-    finally:
-        handle.remove()
-        model.train(was_training)
     stacked = torch.stack(cams)[:, None]
     up = F.interpolate(stacked, size=x.shape[1:], mode="bilinear", align_corners=False)[:, 0]
     peak = up.amax(dim=(1, 2), keepdim=True)
@@ -143,7 +129,7 @@ def gradcam_for(
 
     from cnnlab.checkpoint import load_checkpoint
     from cnnlab.data import to_float
-    from cnnlab.predict import open_image, prepare
+    from cnnlab.prediction import open_image, prepare
 
     model, meta = checkpoint if isinstance(checkpoint, tuple) else load_checkpoint(checkpoint)
     img = (

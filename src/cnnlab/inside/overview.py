@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from cnnlab.inside.hooks import hooked
+
 MAX_COLUMNS = 24
 SKIPPED = (nn.Identity, nn.Dropout, nn.Dropout2d)
 ELEMENTWISE = (nn.ReLU, nn.BatchNorm2d, nn.LeakyReLU, nn.GELU, nn.SiLU)
@@ -86,28 +88,18 @@ def trace_units(model: nn.Module, x: torch.Tensor) -> list[Unit]:
     order, with a flatten column where needed and a closing softmax column."""
     calls: list[list] = []  # [name, module, input, output] per call, in call order
     pending: dict[int, list] = {}
-    handles = []
-    for name, module in unit_modules(model):
 
-        def pre(mod, inputs, name=name):
-            entry = [name, mod, inputs[0].detach()[0].clone(), None]
-            pending[id(mod)] = entry
-            calls.append(entry)
+    def pre(name, mod, inputs):
+        entry = [name, mod, inputs[0].detach()[0].clone(), None]
+        pending[id(mod)] = entry
+        calls.append(entry)
 
-        def post(mod, _inputs, output):
-            if isinstance(output, torch.Tensor) and id(mod) in pending:
-                pending.pop(id(mod))[3] = output.detach()[0].clone()
+    def post(_name, mod, _inputs, output):
+        if isinstance(output, torch.Tensor) and id(mod) in pending:
+            pending.pop(id(mod))[3] = output.detach()[0].clone()
 
-        handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            logits = model(x.unsqueeze(0))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    with hooked(model, unit_modules(model), after=post, before=pre), torch.no_grad():
+        logits = model(x.unsqueeze(0))
     if isinstance(logits, tuple):  # GoogLeNet in train mode; eval returns a tensor, but be safe
         logits = logits[0]
     units: list[Unit] = []

@@ -40,7 +40,7 @@ def test_set(meta: dict, dataset: str | None = None, data_dir: str | None = None
 
 
 def _probs(model: nn.Module, meta: dict, images: torch.Tensor) -> torch.Tensor:
-    from cnnlab.evaluate import predict_logits
+    from cnnlab.evaluation import predict_logits
 
     return predict_logits(model, images, meta["mean"], meta["std"]).softmax(1)
 
@@ -52,7 +52,7 @@ def plot_curves(run: str | Path) -> Figure:
 
 def plot_confusion(checkpoint: Checkpoint, dataset: str | None = None, data_dir: str | None = None) -> Figure:
     """Confusion matrix and per-class accuracy of a checkpoint on every test image."""
-    from cnnlab.evaluate import confusion_matrix
+    from cnnlab.evaluation import confusion_matrix
 
     model, meta = as_loaded(checkpoint)
     data = test_set(meta, dataset, data_dir, checkpoint)
@@ -102,7 +102,7 @@ def plot_feature_maps(
     (preprocessed like `cnnlab predict`), else test image number `index`; `layer` picks one conv layer."""
     from cnnlab.data import to_float
     from cnnlab.inside.activations import conv_feature_maps
-    from cnnlab.predict import load_image, prepare
+    from cnnlab.prediction import load_image, prepare
 
     model, meta = as_loaded(checkpoint)
     if isinstance(image, Image.Image):

@@ -1,4 +1,5 @@
-"""`cnnlab summary` (a layer table, Keras/torchinfo style) and `cnnlab models` (params and MACs per model).
+"""Layer tables (Keras/torchinfo style) and params/MACs per model: what `cnnlab summary` and `cnnlab models`
+print (the commands: cnnlab.commands.summary, .models) and `cnnlab.summary(...)` returns.
 
 One real forward pass of a zero tensor (batch 1, eval mode, no grad) with a pre- and a post-hook on every
 leaf module records each layer's input and output shape. For every Conv2d and Max/AvgPool2d the output size
@@ -20,10 +21,7 @@ What is counted:
 shape functions stand in for the arithmetic, so even the ImageNet forms list instantly.
 """
 
-import argparse
-import json
 import math
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import torch.nn as nn
 from cnnlab.core.sizes import layer_geometry
 from cnnlab.errors import CnnlabError
 from cnnlab.i18n import _, _n, columns, pad, using
+from cnnlab.inside.hooks import hooked
 from cnnlab.models import get_model, list_models
 
 Shape = tuple[int, ...]
@@ -163,15 +162,9 @@ def summarize(model: nn.Module, input_shape: Shape) -> Summary:
         summary.activation_bytes += out.numel() // out.shape[0] * out.element_size()
 
     leaves = [(n, m) for n, m in model.named_modules() if n and not any(m.children())]
-    handles = []
-    for name, module in leaves:
-        handles.append(module.register_forward_pre_hook(lambda m, a, n=name: pre_hook(n, m, a)))
-        handles.append(module.register_forward_hook(lambda m, a, o, n=name: post_hook(n, m, a, o)))
-    was_training = model.training
     device = next(model.parameters(), torch.empty(0)).device
-    model.eval()
     try:
-        with torch.no_grad():
+        with hooked(model, leaves, after=post_hook, before=pre_hook), torch.no_grad():
             model(torch.zeros(1, *input_shape, device=device))
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -183,10 +176,6 @@ def summarize(model: nn.Module, input_shape: Shape) -> Summary:
                 error=first,
             )
         ) from None
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
 
     ran = {layer.name for layer in summary.layers}
     summary.params = sum(p.numel() for p in model.parameters())
@@ -226,32 +215,6 @@ def build(
                 raise e from None
             check_input(model, input_shape)
             raise e from None
-
-
-# ---- cnnlab summary -------------------------------------------------------------------------------------
-
-
-def _add_common(parser: argparse.ArgumentParser, input_help: str) -> None:
-    parser.add_argument("--input", default=DEFAULT_INPUT, metavar="CxHxW", help=input_help)
-    parser.add_argument(
-        "--classes", type=int, default=10, help=_("number of classes (default 10; ImageNet 1000)")
-    )
-    parser.add_argument("--width", type=float, default=1.0, help=_("channel-width multiplier (default 1.0)"))
-    parser.add_argument("--json", action="store_true", help=_("print one JSON object on stdout"))
-
-
-def add_summary_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "model",
-        help=_("registry name (see `cnnlab models`), or a run folder / checkpoint: its model and input"),
-    )
-    _add_common(
-        parser,
-        _(
-            "input shape, e.g. 3x224x224 (default {default}); > 64 px selects the ImageNet form",
-            default=DEFAULT_INPUT,
-        ),
-    )
 
 
 def _human_bytes(n: int) -> str:
@@ -332,35 +295,48 @@ def check_memory(name: str, shape: Shape, classes: int, width: float) -> None:
         )
 
 
-def run_summary(args: argparse.Namespace) -> int:
+def summary_of(
+    model: str | nn.Module,
+    input_shape: str | tuple[int, int, int] = DEFAULT_INPUT,
+    classes: int = 10,
+    width: float = 1.0,
+    device: str = "cpu",
+) -> tuple[Summary, dict]:
+    """The layer table of a registry name (built for `input_shape`, `classes`, `width` on `device`), a run
+    folder or checkpoint (its own model on its own input: the other arguments are not used) or any module,
+    with `.model` set to the title above the table; and what `cnnlab summary --json` says about the model
+    beside the table ({"model", "classes", "width"}, and "checkpoint" for a run)."""
     from cnnlab.checkpoint import run_model
 
-    run = run_model(args.model)
+    if not isinstance(model, str):
+        result = summarize(model, _shape(input_shape))
+        result.model = type(model).__name__
+        return result, {"model": result.model}
+    run = run_model(model)
     if run is not None:  # a trained run: its own model, built as it was, on its own input
-        shape, classes, width, name = run["shape"], len(run["classes"]), run["width"], run["model"]
-        model = get_model(name, **run["kwargs"])
-        title = f"{name} ({run['source']})"
-    else:
-        shape, classes, width, name = parse_input(args.input), args.classes, args.width, args.model
-        check_memory(name, shape, classes, width)  # on the meta device: nothing allocated yet
-        model = build(name, shape, classes, width)
-        title = name
-    s = summarize(model, shape)
-    if args.json:
-        extra = {"checkpoint": run["source"]} if run else {}
-        print(json.dumps({"model": name, "classes": classes, "width": width, **extra, **s.to_json()}))
-    else:
-        print(format_table(title, s))
-    for m in s.mismatches:  # the formula and PyTorch disagree: a bug in the model or in cnnlab.core.sizes
-        print(_("cnnlab: BUG: {problem}", problem=m), file=sys.stderr)
-    return 1 if s.mismatches else 0
+        name, shape = run["model"], run["shape"]
+        result = summarize(get_model(name, **run["kwargs"]), shape)
+        result.model = f"{name} ({run['source']})"
+        about = {
+            "model": name,
+            "classes": len(run["classes"]),
+            "width": run["width"],
+            "checkpoint": run["source"],
+        }
+        return result, about
+    shape = _shape(input_shape)
+    if device != "meta":  # measured on the meta device: nothing allocated yet
+        check_memory(model, shape, classes, width)
+    result = summarize(build(model, shape, classes, width, device=device), shape)
+    result.model = model
+    return result, {"model": model, "classes": classes, "width": width}
 
 
-# ---- cnnlab models --------------------------------------------------------------------------------------
-
-
-def add_models_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_common(parser, _("input shape the counts are for (default {default})", default=DEFAULT_INPUT))
+def _shape(input_shape: str | tuple[int, int, int]) -> Shape:
+    shape = parse_input(input_shape) if isinstance(input_shape, str) else tuple(int(v) for v in input_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise CnnlabError(f"input_shape must be C x H x W with positive sizes, got {input_shape!r}")
+    return shape
 
 
 def model_row(name: str, shape: Shape, classes: int, width: float) -> dict:
@@ -372,29 +348,8 @@ def model_row(name: str, shape: Shape, classes: int, width: float) -> dict:
     return {"name": name, "params": s.params, "macs": s.macs}
 
 
-def run_models(args: argparse.Namespace) -> int:
-    shape = parse_input(args.input)
-    rows = [model_row(name, shape, args.classes, args.width) for name in list_models()]
-    if args.json:
-        print(
-            json.dumps(
-                {"input_shape": list(shape), "classes": args.classes, "width": args.width, "models": rows}
-            )
-        )
-        return 0
-    w = max([len(r["name"]) for r in rows] + [columns(_("Model"))])
-    print(
-        _(
-            "{input} input, {classes} classes, width {width}",
-            input="x".join(map(str, shape)),
-            classes=args.classes,
-            width=args.width,
-        )
-    )
-    print(f"{pad(_('Model'), w)}  {pad(_('Params'), 13, True)}  {pad(_('MACs'), 16, True)}")
-    for r in rows:
-        if "error" in r:
-            print(f"{r['name']:<{w}}  " + _("input too small: {error}", error=r["error"]))
-        else:
-            print(f"{r['name']:<{w}}  {r['params']:>13,}  {r['macs']:>16,}")
-    return 0
+def model_table(input_shape: str = DEFAULT_INPUT, classes: int = 10, width: float = 1.0) -> dict:
+    """What `cnnlab models --json` prints: params and MACs of every registered model for one input."""
+    shape = parse_input(input_shape)
+    rows = [model_row(name, shape, classes, width) for name in list_models()]
+    return {"input_shape": list(shape), "classes": classes, "width": width, "models": rows}

@@ -1,4 +1,5 @@
-"""The FastAPI app (`create_app`) and the `cnnlab serve` command.
+"""The FastAPI app (`create_app`) and the socket it listens on (`bind`); the `cnnlab serve` command that
+starts them is cnnlab.commands.serve.
 
 Routes: `GET /` (the page), `/static/*`, `GET /healthz`, `GET /api/model`, `POST /api/predict`,
 `POST /api/detail` (one unit's numbers), `GET /i18n/{lang}.json` (the page's strings).
@@ -6,17 +7,13 @@ Every error, ours or the framework's, is JSON `{"error": "..."}` with a 4xx/5xx 
 never has to parse an HTML error page, and a bad request never stops the server.
 """
 
-import argparse
 import base64
 import binascii
 import json
 import logging
 import socket
-import sys
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from cnnlab.errors import CnnlabError
 
@@ -33,7 +30,7 @@ except ImportError as e:  # the CLI turns this into one line instead of a traceb
     raise CnnlabError(f"cnnlab serve needs {e.name}: pip install 'cnnlab[serve]'") from None
 
 from cnnlab.i18n import LANGS, page_catalogue
-from cnnlab.serve.deadline import KEEP_ALIVE_SECONDS, REQUEST_SECONDS, BodyDeadline, header_deadline_protocol
+from cnnlab.serve.deadline import REQUEST_SECONDS, BodyDeadline
 from cnnlab.serve.explore import Explorer, explore_extras
 from cnnlab.serve.inference import MAX_PIXELS, Predictor, RequestError
 
@@ -240,41 +237,6 @@ def create_app(
     return app
 
 
-# ---- cnnlab serve ------------------------------------------------------------------------------------
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="run folder or .safetensors file")
-    p.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
-    )
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
-    p.add_argument(
-        "--max-upload-mb", type=float, default=MAX_BODY_BYTES / 2**20, help="request body cap (default 5)"
-    )
-    p.add_argument(
-        "--torch-threads",
-        type=int,
-        default=1,
-        help="PyTorch threads per request (default 1: requests already run in parallel, and more threads "
-        "per request oversubscribe the cores, which on a busy machine is many times slower)",
-    )
-    p.add_argument(
-        "--request-timeout",
-        type=float,
-        default=REQUEST_SECONDS,
-        metavar="SECONDS",
-        help=f"a request's headers, then its body, must arrive within this (default {REQUEST_SECONDS:g}); "
-        "a stalled client is disconnected (408 for a stalled upload)",
-    )
-    p.add_argument(
-        "--log-level",
-        default="info",
-        choices=["critical", "error", "warning", "info", "debug"],
-        help="server log level; info and debug also log every request (default info)",
-    )
-
-
 def bind(host: str, port: int) -> socket.socket:
     """A listening-ready socket; binding here (not in uvicorn) makes a busy port one clear error."""
     try:
@@ -287,48 +249,3 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as e:
         raise CnnlabError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     return sock
-
-
-def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    if not 0 <= args.port <= 65535:
-        raise CnnlabError(f"--port must be 0..65535, got {args.port}")
-    if args.max_upload_mb <= 0:
-        raise CnnlabError(f"--max-upload-mb must be > 0, got {args.max_upload_mb}")
-    if args.torch_threads < 1:
-        raise CnnlabError(f"--torch-threads must be >= 1, got {args.torch_threads}")
-    torch.set_num_threads(args.torch_threads)
-    if not args.request_timeout > 0:
-        raise CnnlabError(f"--request-timeout must be > 0 seconds, got {args.request_timeout}")
-    app = create_app(
-        args.checkpoint,
-        max_body_bytes=int(args.max_upload_mb * 2**20),
-        request_seconds=args.request_timeout,
-    )
-    sock = bind(args.host, args.port)
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    info = app.state.predictor.info
-    print(
-        f"cnnlab serve: {info['model']} ({info['dataset']}) at http://{shown}:{port}/  (Ctrl-C stops)",
-        flush=True,
-    )
-    if host not in ("127.0.0.1", "::1"):
-        print(
-            f"cnnlab: warning: listening on {host}: anyone who can reach this port can use the API "
-            "(no authentication, no TLS); see docs/serve.md",
-            file=sys.stderr,
-            flush=True,
-        )
-    level = args.log_level
-    config = uvicorn.Config(
-        app,
-        log_level=level,
-        access_log=level in ("info", "debug"),
-        server_header=False,
-        http=header_deadline_protocol(args.request_timeout),  # slow headers: closed (serve/deadline.py)
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
-    uvicorn.Server(config).run(sockets=[sock])
-    return 0

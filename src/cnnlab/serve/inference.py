@@ -21,7 +21,7 @@ from cnnlab.checkpoint import load_checkpoint
 from cnnlab.data import to_float
 from cnnlab.errors import CnnlabError
 from cnnlab.inside.activations import conv_feature_maps
-from cnnlab.predict import open_image, predict, prepare, preprocessing
+from cnnlab.prediction import open_image, predict, prepare, preprocessing
 
 # A phone photo is ~12 MP; anything bigger is refused *before* decoding, so a few concurrent uploads
 # cannot pin gigabytes (preprocess.MAX_PIXELS, 40 MP, is the CLI's looser limit).

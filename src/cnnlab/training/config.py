@@ -1,6 +1,16 @@
-"""Typed training configuration; the whole object is saved as JSON into every run and checkpoint."""
+"""Typed training configuration; the whole object is saved as JSON into every run and checkpoint.
+
+One field per `cnnlab train` flag; each field's comment is its flag's help (training/flags.py). The folder
+settings (image size, channels, classes, splits, ...) are `cnnlab.data.folder.FolderOptions`' fields,
+declared there with their defaults and comments: the fields below that read `FOLDER.<name>` take both
+from there, so the data layer and the flags cannot disagree.
+"""
 
 from dataclasses import asdict, dataclass, fields
+
+from cnnlab.data.folder import FolderOptions
+
+FOLDER = FolderOptions()  # the folder settings' defaults (and, in data/folder.py, their comments)
 
 
 @dataclass
@@ -30,20 +40,18 @@ class TrainConfig:
     time_budget: float = 0.0  # seconds: plan the schedule to end within this wall time (0 = off)
     recipe: str | None = None  # named recipe whose values were applied (see cnnlab.training.recipes)
     # data split and stopping
-    val_split: float = 0.0  # fraction of the training set held out (seeded) for model selection
+    val_split: float = FOLDER.val_split
     patience: int = 0  # early stopping after this many epochs without val improvement (0 = off)
     # your own image folders (--dataset ROOT or --data-dir ROOT; --val-split is then per class)
-    image_size: int = (
-        0  # shorter side resized to N, centre crop (0 = from the data: 28 handwriting, up to 64 photos)
-    )
-    preprocess: str = "auto"  # how images are read: auto (decided from the folder, and said) | digit | photo
-    channels: int = 0  # 1 or 3 (0 = 1 when every image is greyscale, else 3)
-    classes: str = ""  # comma-separated class names: fixes their order or picks a subset ("" = all)
-    test_split: float = 0.2  # per-class fraction held out for testing when there is no test/ folder
-    split_seed: int = 0  # seeds the folder split (--seed changes the weights, not the split)
-    strict: bool = False  # an unreadable image is an error instead of being skipped and reported
+    image_size: int = FOLDER.image_size
+    preprocess: str = FOLDER.preprocess
+    channels: int = FOLDER.channels
+    classes: str = FOLDER.classes
+    test_split: float = FOLDER.test_split
+    split_seed: int = FOLDER.split_seed
+    strict: bool = FOLDER.strict
     balance: bool = False  # weight the loss by inverse class frequency (imbalanced datasets)
-    decode_workers: int = 0  # processes decoding images on a first run (0 = one per CPU core)
+    decode_workers: int = FOLDER.decode_workers
     # transfer learning: start from trained weights (cnnlab.training.finetune, cnnlab.training.transfer)
     pretrained: bool = False  # torchvision's ImageNet weights for --model (downloaded, SHA-256 checked)
     weights: str | None = (

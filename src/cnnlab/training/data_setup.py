@@ -13,6 +13,9 @@ from cnnlab.errors import CnnlabError
 
 
 def is_folder(cfg) -> bool:
+    """Does the run read a folder of your own images? The one answer for a run (its checks in validate.py,
+    its start, the folder recipe): `--dataset folder` or an existing folder's path, unless the name is a
+    built-in dataset's (a built-in name wins over a folder of that name in the current directory)."""
     from cnnlab.data import DATASETS
 
     return cfg.dataset not in DATASETS and is_folder_dataset(cfg.dataset)

@@ -1,12 +1,12 @@
 """TrainConfig's fields as `cnnlab train` flags: each flag's help is its field's own one-line comment in
-config.py (read from the source with ast/tokenize, so the comment is the one documentation), grouped by
-the section comments; choices come from the validation rules; every boolean has --X and --no-X.
+config.py (a folder setting's: in data/folder.py's FolderOptions, where it is declared; read from the source
+with ast/tokenize, so the comment is the one documentation), grouped by the section comments; choices come from the validation rules; every boolean has --X and --no-X.
 
 In Korean the help comes from the catalogue, keyed by the English comment (cnnlab.i18n: the comments are
 messages like any `_()` literal, and the tests fail when one has no translation).
 
 Every flag defaults to None (= not given), so a recipe or a resumed run's config.json fills what the
-user did not type (`cnnlab.training.cli.config_from_args`).
+user did not type (`cnnlab.training.settings.config_from_args`).
 """
 
 import argparse
@@ -25,11 +25,11 @@ from cnnlab.training.validate import RULES
 SETTINGS = N_("settings")  # the group of a field with no section comment above it
 
 
-@lru_cache(maxsize=1)
-def _comments() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
-    """({field: (section, own comment)}, {section: the further comment lines under its title})."""
+def class_comments(module, name: str) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """({field: (section, own comment)}, {section: the further comment lines under its title}) of the
+    dataclass `name` in `module`, read from its source."""
     try:
-        src = inspect.getsource(config)
+        src = inspect.getsource(module)
     except (OSError, TypeError):  # no source shipped: flags still work, with plainer help
         return {}, {}
     lines = src.splitlines()
@@ -38,10 +38,11 @@ def _comments() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
         for t in tokenize.generate_tokens(io.StringIO(src).readline)
         if t.type == tokenize.COMMENT
     }
-    cls = next(n for n in ast.parse(src).body if isinstance(n, ast.ClassDef) and n.name == "TrainConfig")
+    cls = next(n for n in ast.parse(src).body if isinstance(n, ast.ClassDef) and n.name == name)
     docs, notes, section, prev_end = {}, {}, "", cls.lineno
     for node in cls.body:
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            prev_end = node.end_lineno  # a docstring: not part of the next field's comments
             continue
         # whole-line comments between fields: the first is a section title, any further ones its note
         block = [
@@ -56,6 +57,20 @@ def _comments() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
         own = " ".join(comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments)
         docs[node.target.id] = (section, own)
         prev_end = node.end_lineno
+    return docs, notes
+
+
+@lru_cache(maxsize=1)
+def _comments() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """TrainConfig's comments; a folder setting (`FOLDER.<name>`, no comment of its own) has the comment of
+    its declaration in `cnnlab.data.folder.FolderOptions`."""
+    from cnnlab.data import folder
+
+    docs, notes = class_comments(config, "TrainConfig")
+    folder_docs, _notes = class_comments(folder, "FolderOptions")
+    for name, (_section, own) in folder_docs.items():
+        if name in docs and not docs[name][1]:
+            docs[name] = (docs[name][0], own)
     return docs, notes
 
 

@@ -14,24 +14,27 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 
 from cnnlab.checkpoint import save_checkpoint, unwrap
-from cnnlab.core.autocast import autocast
-from cnnlab.core.files import atomic_write_text
 from cnnlab.data import to_float
 from cnnlab.data.augment import augment_batch
 from cnnlab.errors import CnnlabError
-from cnnlab.evaluate import evaluate
+from cnnlab.evaluation import evaluate
 from cnnlab.training.budget import start_budget
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.data_setup import class_weights, save_run_files
 from cnnlab.training.finetune import FineTune, wants_weights
 from cnnlab.training.logger import Logger
-from cnnlab.training.metrics import append_metrics, stale_epochs, summarize
+from cnnlab.training.metrics import (
+    append_metrics,
+    draw_curves,
+    save_config,
+    selection_score,
+    stale_epochs,
+    summarize,
+)
 from cnnlab.training.optim import build_optimizer, build_scheduler
 from cnnlab.training.phases import Phases
-from cnnlab.training.precision import resolve
 from cnnlab.training.process import set_up
 from cnnlab.training.resume import (
     DIST_TIMEOUT,
@@ -45,6 +48,7 @@ from cnnlab.training.resume import (
 from cnnlab.training.runs import LATEST, RUNS, open_run_folder, release_runs
 from cnnlab.training.schedule import evaluation_due
 from cnnlab.training.start import begin, discard
+from cnnlab.training.step import TrainStep, epoch_order
 
 
 @dataclass
@@ -73,36 +77,19 @@ def init_distributed() -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), device)
 
 
-def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
-    """The permutation of n training images for `epoch`; identical on every rank and after resume."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g)
-
-
-def compute_loss(
-    model: nn.Module, out, y: torch.Tensor, smoothing: float, scale: float, class_weight=None
-) -> torch.Tensor:
-    """Summed cross-entropy times `scale`; a tuple output (GoogLeNet aux heads) is weighted by the
-    model's `loss_weights` (Szegedy et al. 2014: aux losses weighted 0.3); `class_weight` (--balance)
-    weights each image by its class."""
-    outs = out if isinstance(out, tuple) else (out,)
-    weights = getattr(unwrap(model), "loss_weights", (1.0,) * len(outs))
-    total = sum(
-        # .float(): under bf16 autocast the loss is still computed in fp32 (a no-op for fp32 logits)
-        w * F.cross_entropy(o.float(), y, weight=class_weight, reduction="sum", label_smoothing=smoothing)
-        for w, o in zip(weights, outs)
-    )
-    return total * scale
-
-
 def train(
     cfg: TrainConfig, json_mode: bool = False, on_summary=None, given: set[str] | None = None
 ) -> dict | None:
-    """Train per cfg; returns the summary that `cnnlab train --json` prints (None on ranks > 0).
-    `on_summary(summary)` is called as soon as it is known, before the curves picture is drawn. `given`:
-    the settings the user chose (a folder run fills the others for its data; None: cfg as it is)."""
+    """Train per cfg (`--finetune probe`: training/transfer.py); returns the summary that `cnnlab train
+    --json` prints (None on ranks > 0). `on_summary(summary)` is called as soon as it is known, before the
+    curves picture is drawn. `given`: the settings the user chose (a folder run fills the others for its
+    data; None: cfg as it is). The CLI (`cnnlab.commands.train`) and the API (`cnnlab.train`) call this."""
     opened: list = []  # (folder, created, where runs/latest pointed): undone if no checkpoint was written
     try:
+        if cfg.finetune == "probe":  # frozen body, features computed once, a linear head
+            from cnnlab.training.transfer import train_probe
+
+            return train_probe(cfg, json_mode, on_summary, given, opened)
         return _train(cfg, json_mode, on_summary, given, opened)
     except BaseException:
         if opened and not cfg.resume:
@@ -120,8 +107,8 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: list) -
     set_up(cfg.threads)  # threads; no page faults for freed activations on glibc (training/process.py)
     make_deterministic(cfg)
     torch.manual_seed(cfg.seed)
-    run = begin(cfg, log, given)  # settings -> weights -> data -> model; nothing written yet
-    cfg, data, model, meta = run.cfg, run.data, run.model, run.meta
+    run = begin(cfg, log, given, dd.device)  # settings -> weights -> data -> model; nothing written yet
+    cfg, data, model, meta, precision = run.cfg, run.data, run.model, run.meta, run.precision
     train_x, train_y, val_x, val_y = run.split
     phases.mark("data")
     if dd.main:
@@ -137,7 +124,6 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: list) -
     model = model.to(dd.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    meta["precision"] = precision = resolve(cfg.precision, cfg.recipe, dd.device)
     class_weight = class_weights(cfg, train_y, len(data.classes), dd.device)  # --balance
     if dd.world > 1:
         if cfg.sync_bn and dd.device.type == "cpu":
@@ -159,10 +145,11 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: list) -
     scheduler = tuned.scheduler if tuned else build_scheduler(cfg, optimizer, total_steps, budget)
     ema = build_ema(cfg, model)
     parts = Trainables(model, optimizer, scheduler, ema)
+    train_step = TrainStep(model, optimizer, precision, dd.device, cfg.label_smoothing, class_weight)
     prog = resume(out, cfg, parts, dd, log) if cfg.resume else Progress()
     if dd.main:
         check_free_space(out, cfg, model)
-        atomic_write_text(out / "config.json", _json(cfg.to_dict()))
+        save_config(out, cfg)
         save_run_files(out, data, log)  # folders: split.json, skipped.txt
         (out / "metrics.csv").unlink(missing_ok=True)  # rewritten from the resume state: no duplicate rows
         for row in prog.history:
@@ -202,14 +189,9 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: list) -
                 if cfg.augment != "none":
                     x = augment_batch(x, cfg.augment, step_generator(cfg.seed, step, dd))
                 y = train_y[mine]
-                with autocast(precision, dd.device):
-                    out_ = model(x)
                 # sum / global batch * world: DDP's gradient averaging then yields the global-batch mean
                 # (also for an uneven last batch: the shares' sums add up to the global sum)
-                loss = compute_loss(model, out_, y, cfg.label_smoothing, dd.world / len(idx), class_weight)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                loss = train_step(x, y, dd.world / len(idx))
                 scheduler.step()
                 if ema is not None:
                     ema.update_parameters(unwrap(model))
@@ -233,7 +215,18 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: list) -
             if dd.main:
                 due = evaluation_due(cfg.eval_every, epoch, last)  # --eval-every
                 best = end_of_epoch(
-                    cfg, ema.module if ema else model, data, val_x, val_y, row, best, out, meta, log, due
+                    cfg,
+                    ema.module if ema else model,
+                    data,
+                    val_x,
+                    val_y,
+                    row,
+                    best,
+                    out,
+                    meta,
+                    log,
+                    precision,
+                    due,
                 )
                 history.append(row)
             early = bool(cfg.patience and dd.main and stale_epochs(history) >= cfg.patience)
@@ -272,7 +265,7 @@ def step_generator(seed: int, step: int, dd: Dist) -> torch.Generator:
     return torch.Generator(dd.device).manual_seed((seed * 1_000_003 + step) * 1009 + dd.rank)
 
 
-def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log, due: bool = True) -> float:
+def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log, precision: str, due: bool = True):
     """Evaluate on all test images (and val), append metrics, save last/best checkpoints. An epoch that is
     not `due` (--eval-every) is not evaluated: blank test/val columns, `last` saved, `best` unchanged."""
     net = unwrap(model)
@@ -287,17 +280,16 @@ def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log, due:
         )
         return best
     row["test_loss"], row["test_accuracy"] = evaluate(
-        net, data.test_x, data.test_y, data.mean, data.std, cfg.eval_batch_size, cfg.tta, meta["precision"]
+        net, data.test_x, data.test_y, data.mean, data.std, cfg.eval_batch_size, cfg.tta, precision
     )
     row["val_loss"], row["val_accuracy"] = ("", "")
     if val_x is not None:
         row["val_loss"], row["val_accuracy"] = evaluate(
-            net, val_x, val_y, data.mean, data.std, cfg.eval_batch_size, precision=meta["precision"]
+            net, val_x, val_y, data.mean, data.std, cfg.eval_batch_size, precision=precision
         )
     append_metrics(out / "metrics.csv", row)
     log.scalars(row)
-    # model selection uses validation, never the test set; without a val split "best" is the last epoch
-    score = row["val_accuracy"] if val_x is not None else row["epoch"]
+    score = selection_score(row, val_x is not None)  # validation, never the test set (training/metrics.py)
     meta = {**meta, "epoch": row["epoch"], "metrics": row}
     save_checkpoint(out / "last", net, meta)
     if score > best:
@@ -309,16 +301,3 @@ def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log, due:
         f"test acc {row['test_accuracy']:.2%}{val}, {row['images_per_second']:.0f} img/s, {row['seconds']:.1f}s"
     )
     return best
-
-
-def draw_curves(out: Path, log) -> None:
-    from cnnlab.inside.plots import curves_figure, save  # lazy: matplotlib only when a run ends
-
-    save(curves_figure(out / "metrics.csv"), out / "curves.png")
-    log(f"curves: {out / 'curves.png'}")
-
-
-def _json(d: dict) -> str:
-    import json
-
-    return json.dumps(d, indent=2) + "\n"

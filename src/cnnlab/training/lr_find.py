@@ -1,4 +1,5 @@
-"""`cnnlab lr-find`: the learning-rate range test (Smith 2015, "Cyclical Learning Rates"; fastai's lr_find).
+"""The learning-rate range test (Smith 2015, "Cyclical Learning Rates"; fastai's lr_find) behind
+`cnnlab lr-find` (the command: cnnlab.commands.lr_find).
 
 On a deep copy of the model (the model itself is never touched), one optimiser step per mini-batch with
 the learning rate growing exponentially from --start-lr (1e-7) to --end-lr (10) over --num-steps (100);
@@ -11,9 +12,7 @@ format; only the learning rate is swept.
 """
 
 import copy
-import json
 import math
-import sys
 from pathlib import Path
 
 import torch
@@ -63,22 +62,17 @@ def steepest(lrs: list[float], losses: list[float]) -> float:
     return lrs[1 + min(range(len(slopes)), key=slopes.__getitem__)]
 
 
-def find(model: nn.Module, make_optimizer, batches, rates: list[float], loss_fn, forward=None) -> dict:
-    """Run the sweep on a copy of `model`; `batches` yields (x, y) forever, `make_optimizer(module)` builds
-    the optimiser, `loss_fn(model, out, y)` the mean loss, `forward(net, x)` the output (default net(x):
-    the caller may wrap it, e.g. in bf16 autocast). Returns lrs, losses (smoothed), raw losses."""
-    forward = forward or (lambda net, x: net(x))
+def find(model: nn.Module, make_step, batches, rates: list[float]) -> dict:
+    """Run the sweep on a copy of `model`; `batches` yields (x, y) forever, `make_step(net)` builds the
+    `TrainStep` (training/step.py: the run's optimiser, precision and loss) for the copy. Returns lrs,
+    losses (smoothed), raw losses."""
     net = copy.deepcopy(model).train()
-    opt = make_optimizer(net)
+    step = make_step(net)
     avg, best, lrs, smooth, raw = 0.0, math.inf, [], [], []
     for i, (lr, (x, y)) in enumerate(zip(rates, batches)):
-        for g in opt.param_groups:
+        for g in step.optimizer.param_groups:
             g["lr"] = lr
-        loss = loss_fn(net, forward(net, x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        value = loss.item()
+        value = step(x, y).item()
         if not math.isfinite(value):
             break
         avg = SMOOTH * avg + (1 - SMOOTH) * value
@@ -119,46 +113,37 @@ def draw(result: dict, png: Path) -> None:
         atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
-def add_arguments(p) -> None:
-    from cnnlab.training.cli import add_arguments as train_arguments
-
-    train_arguments(p)
-    p.add_argument("--start-lr", type=float, default=1e-7, help="first rate of the sweep (default 1e-7)")
-    p.add_argument("--end-lr", type=float, default=10.0, help="last rate of the sweep (default 10)")
-    p.add_argument("--num-steps", type=int, default=100, help="optimiser steps in the sweep (default 100)")
-    p.add_argument("--plot", default="lr_find.png", metavar="PNG", help="where to draw the curve")
-
-
-def run(args) -> int:
-    from cnnlab.core.autocast import autocast
+def lr_find(
+    cfg, given: set[str] | None, start_lr: float, end_lr: float, num_steps: int, plot: str, json_mode: bool
+) -> dict:
+    """The range test for a run of `cfg` (what `cnnlab lr-find --json` prints): the rates and smoothed
+    losses, the suggestion (valley) and the steepest point, the input shape and precision; the curve is
+    drawn to `plot`. Progress goes to stderr; `given`: the settings the user chose (a folder run fills the
+    others, as `cnnlab train` does)."""
     from cnnlab.data import to_float
     from cnnlab.data.augment import augment_batch
-    from cnnlab.training.cli import config_from_args, given_fields
     from cnnlab.training.data_setup import class_weights
     from cnnlab.training.logger import Logger
-    from cnnlab.training.loop import compute_loss, epoch_order
     from cnnlab.training.optim import build_optimizer
-    from cnnlab.training.precision import resolve
     from cnnlab.training.process import set_up
     from cnnlab.training.start import begin
+    from cnnlab.training.step import TrainStep, epoch_order
 
-    cfg = config_from_args(args)
-    rates = sweep_rates(args.start_lr, args.end_lr, args.num_steps)
+    rates = sweep_rates(start_lr, end_lr, num_steps)
     set_up(cfg.threads)  # training/process.py
     torch.manual_seed(cfg.seed)
-    log = Logger(True, args.json)
-    # the run's own start (training/start.py): the same data, folder settings, image size and model as
-    # `cnnlab train` with these flags would use
-    start = begin(cfg, log, given_fields(args))
+    log = Logger(True, json_mode)
+    # the run's own start (training/start.py): the same data, folder settings, image size, model and
+    # precision as `cnnlab train` with these flags would use
+    start = begin(cfg, log, given)
     cfg, data, model = start.cfg, start.data, start.model
     x_all, y_all = start.split[0], start.split[1]
-    precision = resolve(cfg.precision, cfg.recipe, torch.device("cpu"))
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     c, size, _ = start.spec.shape
     log(
         f"lr-find: {cfg.model} trains at {size}x{size} ({c} channel(s)) on {len(y_all)} images of "
-        f"{data.name}, batch {cfg.batch_size}, {precision}"
+        f"{data.name}, batch {cfg.batch_size}, {start.precision}"
     )
     class_weight = class_weights(cfg, y_all, len(data.classes))
 
@@ -177,29 +162,17 @@ def run(args) -> int:
                 yield x, y_all[idx]
             epoch += 1
 
-    def loss_fn(net, out, y):
-        return compute_loss(net, out, y, cfg.label_smoothing, 1.0 / len(y), class_weight)
+    def make_step(net):
+        optimizer = build_optimizer(cfg, net)
+        return TrainStep(net, optimizer, start.precision, "cpu", cfg.label_smoothing, class_weight)
 
-    def forward(net, x):
-        with autocast(precision):
-            return net(x)
-
-    result = find(model, lambda net: build_optimizer(cfg, net), batches(), rates, loss_fn, forward)
+    result = find(model, make_step, batches(), rates)
     if len(result["lrs"]) < 3:
         raise CnnlabError("lr-find: the loss diverged within the first steps; lower --start-lr")
     result["suggestion"] = valley(result["lrs"], result["losses"])
     result["steepest"] = steepest(result["lrs"], result["losses"])
-    result["plot"] = str(args.plot)
+    result["plot"] = str(plot)
     result["input_shape"] = list(start.spec.shape)
-    result["precision"] = precision
-    draw(result, Path(args.plot))
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    for lr, loss in list(zip(result["lrs"], result["losses"]))[:: max(1, len(result["lrs"]) // 20)]:
-        print(f"lr {lr:9.2e}  loss {loss:.4f}", file=sys.stderr)
-    print(
-        f"suggested learning rate (valley): {result['suggestion']:.2e}  (steepest descent: "
-        f"{result['steepest']:.2e}; swept {len(result['lrs'])} steps; curve: {args.plot})"
-    )
-    return 0
+    result["precision"] = start.precision
+    draw(result, Path(plot))
+    return result

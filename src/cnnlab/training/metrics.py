@@ -1,7 +1,9 @@
-"""What a run records: the metrics.csv rows, early-stopping bookkeeping, and the final summary that
-`cnnlab train` prints (and `--json` returns)."""
+"""What a run records: config.json, the metrics.csv rows, which epoch is the best, early-stopping
+bookkeeping, the curves picture and the final summary that `cnnlab train` prints (and `--json` returns).
+The loop and the probe (training/transfer.py) both record through these."""
 
 import csv
+import json
 from pathlib import Path
 
 METRICS = [
@@ -14,6 +16,19 @@ METRICS = [
     "images_per_second",
     "seconds",
 ]
+
+
+def save_config(out: Path, cfg) -> None:
+    """The run's settings as config.json (for people: resuming reads the resume state, not this)."""
+    from cnnlab.checkpoint import atomic_write_text
+
+    atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+
+def selection_score(row: dict, validated: bool) -> float:
+    """The number model selection maximises over epochs (best.safetensors): the validation accuracy, never
+    the test set's; without a validation split every epoch beats the one before, so the last is "best"."""
+    return row["val_accuracy"] if validated else row["epoch"]
 
 
 def stale_epochs(history: list[dict]) -> int:
@@ -55,10 +70,15 @@ def summarize(cfg, data, history, seconds, out) -> dict:
     return summary
 
 
+def draw_curves(out: Path, log) -> None:
+    from cnnlab.inside.plots import curves_figure, save  # lazy: matplotlib only when a run ends
+
+    save(curves_figure(out / "metrics.csv"), out / "curves.png")
+    log(f"curves: {out / 'curves.png'}")
+
+
 def _best_metrics(out: Path) -> dict | None:
     """The metrics row stored with best.safetensors (its epoch's numbers)."""
-    import json
-
     try:
         return json.loads((out / "best.json").read_text()).get("metrics") or None
     except (OSError, ValueError, AttributeError, RecursionError):

@@ -20,9 +20,6 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.errors import CnnlabError
-
-PRECISIONS = ("auto", "fp32", "bf16")
 NATIVE_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -57,9 +54,8 @@ def native_bf16(device: torch.device) -> bool:
 
 def resolve(precision: str, recipe: str | None, device: torch.device, native: bool | None = None) -> str:
     """'fp32' or 'bf16' for a run: an explicit choice is kept; `auto` gives bf16 only on native hardware
-    and for a recipe verified in bf16 (`native` overrides the hardware check, for tests)."""
-    if precision not in PRECISIONS:
-        raise CnnlabError(f"unknown precision {precision!r}; choose from: {', '.join(PRECISIONS)}")
+    and for a recipe verified in bf16 (`native` overrides the hardware check, for tests). `precision` is a
+    TrainConfig's, whose names were checked when it was made (training/validate.py: PRECISIONS)."""
     if precision != "auto":
         return precision
     from cnnlab.training.recipes import BF16_VERIFIED

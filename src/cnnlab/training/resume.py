@@ -10,8 +10,6 @@ resuming never reads it.
 SIGINT/SIGTERM only set a flag; after the current step every rank learns of it through the same
 all-reduce that sums the step losses, so all ranks stop after the same step, rank 0 writes the
 state, and the process exits 128 + signal number (130, 143).
-
-Test-only: CNNLAB_TEST_STEP_DELAY=SECONDS sleeps after every step so a test can signal mid-epoch.
 """
 
 import math
@@ -20,7 +18,6 @@ import random
 import shutil
 import signal
 import threading
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -35,7 +32,6 @@ from cnnlab.errors import EXIT_BAD_CHECKPOINT, EXIT_DIVERGED, EXIT_OUT_FULL, Cnn
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.resume_rules import STATE, STATE_FORMAT, check_same_config, check_state, extends
 
-STEP_DELAY_ENV = "CNNLAB_TEST_STEP_DELAY"
 # Rank 0 evaluates while the other ranks wait in their next collective; gloo's 30-minute default
 # would kill a long evaluation, so allow more.
 DIST_TIMEOUT = timedelta(hours=2)
@@ -233,7 +229,6 @@ class Guard:
         self.stop = 0  # the signal all ranks agreed to stop for, after a poll
         self.saved_step: int | None = step if step else None  # the last good state on disk
         self.pending: list[torch.Tensor] = []
-        self.delay = float(os.environ.get(STEP_DELAY_ENV) or 0)
         self._old: dict[int, object] = {}
 
     def __enter__(self) -> "Guard":
@@ -255,8 +250,6 @@ class Guard:
     def record(self, loss: torch.Tensor) -> None:
         """This rank's summed loss of the step just taken (kept on device until the next poll)."""
         self.pending.append(loss.detach().reshape(()))
-        if self.delay:
-            time.sleep(self.delay)
 
     def due(self, step: int, force: bool) -> bool:
         every = self.cfg.checkpoint_every

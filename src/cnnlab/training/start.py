@@ -32,26 +32,8 @@ class Start:
     split: tuple  # (train_x, train_y, val_x, val_y) the run trains and selects on
     model: nn.Module  # built for the data, starting weights loaded
     spec: DataSpec  # the one description of the data, saved in every checkpoint
-    meta: dict  # checkpoint metadata: model, data description, settings, weights
-
-
-def validate_names(cfg: TrainConfig) -> None:
-    """Fail on a misspelt name before touching the disk or reading data."""
-    from cnnlab.data import list_datasets
-    from cnnlab.models import canonical_name, list_models
-    from cnnlab.training.optim import OPTIMIZERS, SCHEDULES
-    from cnnlab.training.precision import PRECISIONS
-
-    datasets = list_datasets() + ([cfg.dataset] if is_folder(cfg) else [])
-    for what, value, names in (
-        ("model", canonical_name(cfg.model), list_models()),  # old spellings (vgg11_bn) still work
-        ("dataset", cfg.dataset, datasets),
-        ("optimizer", cfg.optimizer, OPTIMIZERS),
-        ("schedule", cfg.schedule, SCHEDULES),
-        ("precision", cfg.precision, PRECISIONS),
-    ):
-        if value not in names:
-            raise CnnlabError(f"unknown {what} {value!r}; choose from: {', '.join(names)}")
+    precision: str  # "fp32" or "bf16": --precision resolved for the run's device (training/precision.py)
+    meta: dict  # checkpoint metadata: model, data description, settings, weights, precision
 
 
 def split_validation(data: Dataset, frac: float, seed: int):
@@ -146,14 +128,15 @@ def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
     return model
 
 
-def checkpoint_meta(cfg: TrainConfig, model: nn.Module, data: Dataset) -> dict:
+def checkpoint_meta(cfg: TrainConfig, model: nn.Module, data: Dataset, precision: str) -> dict:
     """What every checkpoint of the run says about itself: the model, the data's description, the
-    settings and where the weights started."""
+    settings, the number format it computed in (eval runs it the same way) and where the weights started."""
     return {
         "model": cfg.model,
         "model_kwargs": model.cnnlab_kwargs,
         **data.spec().to_meta(),
         "config": cfg.to_dict(),
+        "precision": precision,
         **({"weights": model.cnnlab_weights} if hasattr(model, "cnnlab_weights") else {}),
         **extra_meta(data),
     }
@@ -167,11 +150,13 @@ def fetch_weights(cfg: TrainConfig) -> None:
         pretrained_file(cfg.model)
 
 
-def begin(cfg: TrainConfig, log, given: set[str] | None = None) -> Start:
-    """Settings -> weights -> data -> settings from the data -> model; nothing written yet."""
+def begin(cfg: TrainConfig, log, given: set[str] | None = None, device=torch.device("cpu")) -> Start:
+    """Settings -> weights -> data -> settings from the data -> model; nothing written yet. The names in
+    cfg were checked when it was made (TrainConfig, training/validate.py); `device`: where the run
+    computes, which decides what `--precision auto` means."""
     from cnnlab.data.augment import check_spec
+    from cnnlab.training.precision import resolve
 
-    validate_names(cfg)
     check_spec(cfg.augment, cfg.dataset)
     fetch_weights(cfg)
     size = input_size(cfg)
@@ -190,7 +175,8 @@ def begin(cfg: TrainConfig, log, given: set[str] | None = None) -> Start:
     model = build_model(cfg, data)  # after settle: the folder recipe may choose the model
     spec = data.spec()
     log(spec.describe())
-    return Start(cfg, data, split, model, spec, checkpoint_meta(cfg, model, data))
+    precision = resolve(cfg.precision, cfg.recipe, device)  # after settle: the folder recipe is a recipe
+    return Start(cfg, data, split, model, spec, precision, checkpoint_meta(cfg, model, data, precision))
 
 
 def discard(out: Path | None, created: bool, latest_before: str | None) -> None:

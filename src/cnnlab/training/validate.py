@@ -11,10 +11,11 @@ from collections.abc import Callable
 from cnnlab.errors import CnnlabError
 from cnnlab.options import BIG, Rule, problems, raise_problems
 
-# the names build_optimizer / lr_factor know (here, not in optim.py: config -> validate must not reach torch
-# code that imports config back)
+# the names build_optimizer / lr_factor / precision.resolve know, checked here and nowhere else (here, not
+# in optim.py or precision.py: config -> validate must not reach torch code that imports config back)
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine", "step")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def _models() -> list[str]:
@@ -73,7 +74,7 @@ RULES: dict[str, Rule] = {
     "tensorboard": Rule(bool),
     "max_steps": Rule(int, 0, BIG),
     "limit_train": Rule(int, 0, BIG),
-    "precision": Rule(str, choices=("auto", "fp32", "bf16"), what="precision"),
+    "precision": Rule(str, choices=PRECISIONS, what="precision"),
     # transfer learning
     "pretrained": Rule(bool),
     "weights": Rule(str, optional=True),
@@ -96,11 +97,11 @@ RULES: dict[str, Rule] = {
 
 
 def _dataset(c) -> str | None:
-    from cnnlab.data.folder import is_folder_dataset
     from cnnlab.options import unknown
+    from cnnlab.training.data_setup import is_folder
 
     names = _datasets()
-    if c.dataset in names or is_folder_dataset(c.dataset):
+    if c.dataset in names or is_folder(c):
         if c.dataset == "folder" and not c.data_dir:
             return "--dataset folder needs --data-dir ROOT (a folder with one subfolder per class)"
         return None

@@ -1,4 +1,5 @@
-"""`cnnlab plot KIND`: saves the Figures of `cnnlab.inside.pictures` as PNGs, by default next to the run."""
+"""`cnnlab plot KIND`: saves the Figures of `cnnlab.inside.pictures` (the functions `cnnlab.plot_*` are)
+as PNGs, by default next to the run, and prints the file's path."""
 
 import argparse
 from pathlib import Path
