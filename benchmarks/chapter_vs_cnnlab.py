@@ -23,13 +23,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
+from _common import run_train
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -117,22 +117,14 @@ def chapter_worker(data_dir: str, warmup: int, steps: int) -> dict:
 
 # ---- cnnlab through its real CLI -------------------------------------------------------------------------
 def cnnlab_run(extra: list[str], data_dir: str, steps: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "cnnlab", "train", "--recipe", "chapter", "--data-dir", data_dir]
-        cmd += [
-            "--limit-train",
-            str(steps * batch_size),
-            "--epochs",
-            "2",
-            "--out",
-            tmp,
-            "--overwrite",
-            "--json",
-        ]
-        subprocess.run(cmd + extra, check=True, capture_output=True, text=True)
-        last = (Path(tmp) / "metrics.csv").read_text().strip().splitlines()[-1].split(",")
-        header = (Path(tmp) / "metrics.csv").read_text().splitlines()[0].split(",")
-        return {"images_per_second": float(dict(zip(header, last))["images_per_second"])}
+    """cnnlab's own images/s of the second (timed) epoch of --steps batches, from its metrics.csv."""
+    import csv
+
+    args = ["--recipe", "chapter", "--data-dir", data_dir, "--limit-train", str(steps * batch_size)]
+    r = run_train(
+        [*args, "--epochs", "2", *extra], read=lambda out: list(csv.DictReader(open(out / "metrics.csv")))
+    )
+    return {"images_per_second": float(r["read"][-1]["images_per_second"])}
 
 
 def chapter_run(data_dir: str, warmup: int, steps: int) -> dict:

@@ -12,19 +12,12 @@ well: on a machine shared with other jobs they show how much of the wall time wa
 """
 
 import argparse
-import json
 import os
-import re
-import resource
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+from _common import DATA, run_train
+
 # (recipe, dataset) -> (test accuracy, wall seconds from process start or None)
 TARGETS = {
     ("fast", "mnist"): (0.990, 4.0),
@@ -34,50 +27,19 @@ TARGETS = {
     ("long", "fashion-mnist"): (0.950, 900.0),
     ("chapter", "mnist"): (0.986, None),
 }
-EPOCH_LINE = re.compile(r"epoch\s+(\d+):.*test acc ([\d.]+)%")
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def run_once(recipe: str, seed: int, data_dir: str, extra: list[str], dataset: str = "mnist") -> dict:
     """One training run; returns its curve [(epoch, seconds since start, accuracy)], wall and CPU time."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "cnnlab",
-            "train",
-            "--recipe",
-            recipe,
-            "--seed",
-            str(seed),
-            "--dataset",
-            dataset,
-        ]
-        cmd += ["--data-dir", data_dir, "--out", tmp, "--overwrite", "--json", *extra]
-        load = os.getloadavg()[0]
-        cpu0, t0 = cpu_seconds(), time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        curve = []
-        for line in proc.stderr:
-            m = EPOCH_LINE.search(line)
-            if m:
-                curve.append((int(m.group(1)), time.perf_counter() - t0, float(m.group(2)) / 100))
-        summary = json.loads(proc.stdout.read().strip().splitlines()[-1])
-        if proc.wait() != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
-        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    r = run_train(["--recipe", recipe, "--seed", str(seed), "--data-dir", data_dir, *extra], dataset)
     return {
         "seed": seed,
-        "curve": curve,
-        "accuracy": summary["test_accuracy"],
-        "wall": wall,
-        "cpu": cpu,
-        "load": load,
-        "precision": summary.get("precision", "fp32"),
+        "curve": r["curve"],
+        "accuracy": r["summary"]["test_accuracy"],
+        "wall": r["wall"],
+        "cpu": r["cpu"],
+        "load": r["load"],
+        "precision": r["summary"].get("precision", "fp32"),
     }
 
 

@@ -14,15 +14,15 @@ The 1-minute load average is printed with every table: on a shared machine the f
 """
 
 import argparse
-import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import cpu_seconds, run_train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "mnist"
@@ -37,11 +37,6 @@ SNIPPETS = {
     "matplotlib Figure + Agg": "from matplotlib.figure import Figure; from matplotlib.backends.backend_agg import FigureCanvasAgg",
 }
 LOAD = "import torch; from cnnlab.data import load_dataset; load_dataset('mnist', {dir!r}, progress=False)"
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def wall(code: str, env: dict | None = None) -> tuple[float, float]:
@@ -82,28 +77,14 @@ def cli_runs(args) -> None:
     print(f"\n### `cnnlab train --recipe {args.recipe} --profile-startup --json {' '.join(args.extra)}`\n")
     rows = []
     for i in range(args.repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            cmd = [
-                sys.executable,
-                "-m",
-                "cnnlab",
-                "train",
-                "--recipe",
-                args.recipe,
-                "--data-dir",
-                args.data_dir,
-            ]
-            cmd += ["--out", tmp, "--overwrite", "--json", "--profile-startup", "--seed", str(i), *args.extra]
-            load = os.getloadavg()[0]
-            c0, t0 = cpu_seconds(), time.perf_counter()
-            proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
-            total, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-        summary = json.loads(proc.stdout)
-        line = proc.stderr.strip().splitlines()[-1]  # "time from process start: ..., curves X s = Y s"
+        flags = ["--recipe", args.recipe, "--data-dir", args.data_dir, "--profile-startup", "--seed", str(i)]
+        r = run_train([*flags, *args.extra])
+        line = r["tail"][-1]  # "time from process start: ..., curves X s = Y s"
         curves = float(line.split("curves ")[1].split(" s")[0])
-        rows.append({**summary["phases"], "curves": curves, "wall": total, "acc": summary["test_accuracy"]})
-        rows[-1]["cpu"] = cpu
-        rows[-1]["load"] = load
+        s = r["summary"]
+        rows.append({**s["phases"], "curves": curves, "wall": r["wall"], "acc": s["test_accuracy"]})
+        rows[-1]["cpu"] = r["cpu"]
+        rows[-1]["load"] = r["load"]
     names = [k for k in rows[0] if k not in ("wall", "acc", "load", "cpu")]
     print("| run | load | " + " | ".join(names) + " | wall s (measured outside) | CPU s | test accuracy |")
     print("|---" * (len(names) + 5) + "|")

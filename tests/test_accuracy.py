@@ -17,7 +17,8 @@ def test_chapter_defaults_reach_chapter_accuracy(cli, shared_data, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe, target", [("fast", 0.990), ("best", 0.995)])
 def test_recipes_reach_their_targets(cli, shared_data, tmp_path, recipe, target):
-    """One seed each (BENCHMARKS.md has the 3-seed means); a little slack below the mean target."""
+    """One seed each (BENCHMARKS.md has 3 seeds: fast 99.10-99.24%, best 99.50-99.55% on s2dnet); a little
+    slack below the every-seed target."""
     proc = cli(
         "train",
         "--recipe",
@@ -36,8 +37,8 @@ def test_recipes_reach_their_targets(cli, shared_data, tmp_path, recipe, target)
     "recipe, dataset, target",
     [
         ("long", "mnist", 0.9965),  # ~4.5 min on an idle 2-core machine in bf16
-        # The two Fashion-MNIST targets (93.5%, 95.0%) are missed (BENCHMARKS.md, "Speed, round 3"): these
-        # guard the measured level instead, 91.3-91.6% and 93.4%, so a regression still fails.
+        # The two Fashion-MNIST targets (93.5%, 95.0%) are missed (BENCHMARKS.md, "Speed, round 3" and 4):
+        # these guard the measured level instead, 91.3-91.6% and 93.4%, so a regression still fails.
         ("best", "fashion-mnist", 0.911),  # the Fashion-MNIST variant (flips), ~1 min
         ("long", "fashion-mnist", 0.931),  # width 1.5, 20 epochs, ~9 min in bf16
     ],
@@ -60,3 +61,15 @@ def test_chapter_experiment_in_bf16(cli, shared_data, tmp_path):
     )  # fmt: skip
     summary = json.loads(proc.stdout)
     assert summary["precision"] == "bf16" and summary["test_accuracy"] >= 0.986
+
+
+@pytest.mark.slow
+def test_fast_recipe_in_bf16(cli, shared_data, tmp_path):
+    """`fast` is in BF16_VERIFIED (`--precision auto` trains it in bf16 where bf16 is native): its net still
+    reaches 99.0% in bf16 (99.05-99.14% for seeds 0-2, BENCHMARKS.md). Slow where bf16 is emulated."""
+    proc = cli(
+        "train", "--recipe", "fast", "--precision", "bf16", "--data-dir", str(shared_data / "mnist"),
+        "--out", str(tmp_path / "f"), "--json",
+    )  # fmt: skip
+    summary = json.loads(proc.stdout)
+    assert summary["precision"] == "bf16" and summary["test_accuracy"] >= 0.990 - 0.001

@@ -76,14 +76,17 @@ def test_readme_map_names_every_package_folder():
     section = readme[readme.index("## How it is built") :]
     section = section[: section.index("\n## ", 3)]
     folders = [p.name for p in (ROOT / "src" / "cnnlab").iterdir() if (p / "__init__.py").is_file()]
-    assert folders and [f for f in folders if f"  {f}/" not in section] == []
+    assert folders and [f for f in folders if f"  {f}/" not in section] == [], (
+        "add a line to the README's map"
+    )
 
 
 def test_layout_page_names_every_module():
     layout = (ROOT / "docs" / "layout.md").read_text()
     modules = sorted((ROOT / "src" / "cnnlab").rglob("*.py"))
+    assert modules
     missing = [str(m.relative_to(ROOT)) for m in modules if "bundled" not in m.parts and m.name not in layout]
-    assert modules and missing == []
+    assert missing == [], "add a line for each to docs/layout.md"
 
 
 def test_training_page_lists_every_option():
@@ -92,7 +95,7 @@ def test_training_page_lists_every_option():
     page = (ROOT / "docs" / "training.md").read_text()
     flags = [f"--{f.name.replace('_', '-')}" for f in fields(TrainConfig)]
     missing = [f for f in flags if not re.search(rf"--(\[no-\])?{f[2:]}(?![\w-])", page)]
-    assert flags and missing == []
+    assert flags and missing == [], "add them to the table of docs/training.md"
 
 
 def test_python_page_example_runs(tmp_path, monkeypatch):

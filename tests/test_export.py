@@ -15,8 +15,15 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models import get_model, list_models
 
 # one small member per family: the families share their code, so one each covers the exporter's cases
-# (plain convs, BatchNorm + residual adds, Inception concatenations, adaptive pooling)
-FAMILIES = {"chapter-cnn": 0.25, "vgg11-bn": 0.125, "resnet18": 0.125, "googlenet": 0.125, "fastnet-bn": 0.25}
+# (plain convs, BatchNorm + residual adds, Inception concatenations, adaptive pooling, space-to-depth)
+FAMILIES = {
+    "chapter-cnn": 0.25,
+    "vgg11-bn": 0.125,
+    "resnet18": 0.125,
+    "googlenet": 0.125,
+    "fastnet-bn": 0.25,
+    "s2dnet": 1.0,
+}
 
 
 def make_checkpoint(folder, name: str, width: float):
@@ -24,7 +31,7 @@ def make_checkpoint(folder, name: str, width: float):
 
 
 def test_every_registered_model_belongs_to_a_tested_family():
-    prefixes = ("chapter-cnn", "vgg", "resnet", "googlenet", "fastnet")
+    prefixes = ("chapter-cnn", "vgg", "resnet", "googlenet", "fastnet", "s2dnet")
     untested = [m for m in list_models() if not m.startswith(prefixes)]
     assert not untested, f"add a family of {untested} to FAMILIES in this file"
 

@@ -156,6 +156,26 @@ def test_photos_with_digit_names_in_colour_are_photos(tmp_path, shared_data, env
     assert meta["preprocess"] == "photo" and "colour" in meta["data"]["why"] and meta["input_shape"][0] == 3
 
 
+def test_phone_photos_of_digits_on_paper_are_handwriting(tmp_path, shared_data, env):
+    """Digits in pencil on paper, photographed under warm light (RGB JPEGs, 60 px, not grey pixel by pixel),
+    in folders 0..9: handwriting, read grey."""
+    x, y = mnist_test(shared_data)
+    rng = np.random.default_rng(0)
+    for k, (a, label) in enumerate(zip(*pick(x, y, 5))):
+        folder = tmp_path / "d" / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        d = np.asarray(Image.fromarray(a).resize((60, 60), Image.BICUBIC), np.float32)[..., None] / 255
+        rgb = (
+            np.array([235, 215, 185.0]) * (1 - d)
+            + np.array([55, 48, 40.0]) * d
+            + rng.normal(0, 4, (60, 60, 3))
+        )
+        Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).save(folder / f"{k}.jpg", quality=85)
+    run_cli("train", "--dataset", str(tmp_path / "d"), *QUICK, "--out", str(tmp_path / "r"), env=env)
+    meta = json.loads((tmp_path / "r" / "best.json").read_text())
+    assert meta["preprocess"] == "digit" and meta["input_shape"] == [1, 28, 28]
+
+
 def test_failed_runs_leave_runs_as_they_were(tmp_path, shared_data, env, digits):
     _, run, _ = digits
     (tmp_path / "runs" / "old-1").mkdir(parents=True)

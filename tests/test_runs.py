@@ -1,10 +1,12 @@
-"""Run folders: numbered folders + runs/latest without --out, the O_EXCL lock against a second concurrent
-run, stale locks, and resuming: settings from state.pt, extending a finished run where the schedule allows."""
+"""Run folders: numbered folders + runs/latest without --out, the flock lock against a second concurrent
+run, stale locks (also raced for by several processes), and resuming: settings from state.pt, extending a
+finished run where the schedule allows."""
 
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +124,50 @@ def test_resume_without_out_or_latest_is_refused(tmp_path, monkeypatch):
     with pytest.raises(CnnlabError, match="continues runs/latest, which does not exist"):
         runs.run_folder(TrainConfig(resume=True))
     assert not (tmp_path / "runs").exists()  # no stray runs/latest folder that would block the link
+
+
+def _race(root: str, trials: int, barrier, results) -> None:
+    """One of several processes that, trial after trial, try to take the same folder's stale lock at once."""
+    from cnnlab.errors import CnnlabError
+    from cnnlab.training import runs
+
+    for t in range(trials):
+        barrier.wait()
+        try:
+            runs.claim(Path(root) / f"t{t}")
+            won = True
+        except CnnlabError as e:
+            won = False
+            assert e.exit_code == 6, str(e)
+        barrier.wait()  # every process has tried while the winner still holds the lock
+        runs.release_runs()
+        results.put((t, won))
+
+
+def test_racing_takers_of_a_stale_lock_get_exactly_one_winner(tmp_path):
+    """The issue's check-dead, delete, create race: two of six processes both got the folder in 2 of 30
+    trials. Every trial starts from a lock file left by a dead process; exactly one racer may win it."""
+    import multiprocessing
+    import socket
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    trials, racers = 150, 6
+    for t in range(trials):
+        (tmp_path / f"t{t}").mkdir()
+        (tmp_path / f"t{t}" / runs.LOCK).write_text(f"{socket.gethostname()} {int(dead.stdout)}\n")
+    # a fork server imports cnnlab once, then forks the racers: no fork of this process (torch's threads)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["cnnlab.training.runs"])
+    barrier, results = ctx.Barrier(racers), ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(str(tmp_path), trials, barrier, results)) for _ in range(racers)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=300) for _ in range(trials * racers)]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    winners = [sum(won for t, won in got if t == trial) for trial in range(trials)]
+    assert winners == [1] * trials, winners
+    assert not any((tmp_path / f"t{t}" / runs.LOCK).exists() for t in range(trials))  # released

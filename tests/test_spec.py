@@ -94,3 +94,17 @@ def test_spec_round_trip_and_old_checkpoints():
     assert DataSpec.from_meta(fashion).preprocess == "fit"  # built-in photo sets were "photo" then
     assert DataSpec.from_meta({**fashion, "folder": {}}).preprocess == "photo"
     assert "handwriting" in spec.describe() and "why not" in spec.describe()
+
+
+def test_colour_spread_is_light_independent_grey_and_sees_colour():
+    from cnnlab.data.images import colour_spread
+
+    rng = np.random.default_rng(0)
+    d = np.zeros((28, 28))
+    d[6:22, 12:16] = 1.0  # a stroke
+    paper, ink = np.array([235, 215, 185.0]), np.array([55, 48, 40.0])  # warm light: paper is yellowish
+    warm = paper * (1 - d[..., None]) + ink * d[..., None] + rng.normal(0, 4, (28, 28, 3))
+    assert colour_spread(np.stack([d * 255] * 3, -1)) == 0
+    assert colour_spread(warm.clip(0, 255)) < 25  # a phone photo of pencil on paper is grey
+    house = np.array([30, 90, 200.0]) * (1 - d[..., None]) + np.array([250, 220, 40.0]) * d[..., None]
+    assert colour_spread(house) > 25  # a yellow number on a blue plate is colour

@@ -23,6 +23,10 @@ def parse_meta(text: str, path) -> dict:
     """JSON text -> validated metadata dict."""
     try:
         meta = json.loads(text)
+    except RecursionError:  # brackets nested thousands deep: json's parser recurses per level
+        raise CnnlabError(
+            f"{path}: checkpoint metadata is not valid JSON (nested too deep)", EXIT_BAD_CHECKPOINT
+        ) from None
     except ValueError as e:
         raise CnnlabError(
             f"{path}: checkpoint metadata is not valid JSON ({e})", EXIT_BAD_CHECKPOINT

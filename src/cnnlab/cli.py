@@ -9,6 +9,7 @@ argparse's own words follow it (`cnnlab.i18n.argparse_words`), and so does the `
 """
 
 import argparse
+import errno
 import gc
 import importlib
 import os
@@ -44,6 +45,37 @@ COMMANDS = {
     "export": ("cnnlab.export", N_("export a checkpoint to ONNX and check it with onnxruntime")),
 }
 LANG_FLAGS = ("--lang", "--lan")  # --lan: argparse accepts an unambiguous abbreviation, so must the pre-scan
+
+
+def json_text(value) -> str:
+    """The one JSON value a `--json` command prints, strict: NaN and Infinity are not JSON (a bare NaN
+    breaks every parser but Python's), so a non-finite number is one error line naming where it is."""
+    import json
+
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        from cnnlab.checkpoint import EXIT_BAD_CHECKPOINT  # torch is loaded by now: the result came from it
+
+        raise CnnlabError(
+            f"the result is not finite at {_non_finite(value) or '?'} (NaN or infinity, which JSON cannot "
+            "hold): the model's outputs are not finite numbers",
+            EXIT_BAD_CHECKPOINT,
+        ) from None
+
+
+def _non_finite(value, where: str = "") -> str | None:
+    """The path ("[0].probabilities[3]") of the first NaN/inf in a JSON-able value, None if there is none."""
+    import math
+
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where or "the top"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _non_finite(v, f"{where}.{k}" if isinstance(k, str) else f"{where}[{k}]")
+        if found:
+            return found.lstrip(".")
+    return None
 
 
 def _module(name: str):
@@ -175,6 +207,12 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # last resort: one readable line; CNNLAB_DEBUG=1 shows the traceback
         if os.environ.get("CNNLAB_DEBUG"):
             raise
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:  # a write outside atomic_write (metrics.csv)
+            from cnnlab.checkpoint import EXIT_OUT_FULL, write_error
+
+            line = str(write_error(e.filename, e)) if e.filename else str(e.strerror)
+            print(_("cnnlab: error: {message}", message=line), file=sys.stderr)
+            sys.exit(EXIT_OUT_FULL)
         print(
             _(
                 "cnnlab: unexpected error: {kind}: {error} (set CNNLAB_DEBUG=1 for a traceback)",

@@ -2,7 +2,6 @@
 and the `cnnlab eval` command: accuracy, per-class accuracy, confusion matrix, the worst files."""
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -173,6 +172,10 @@ def evaluate_checkpoint(
     from cnnlab.checkpoint import as_loaded, resolve
     from cnnlab.checkpoint_meta import tta_of
 
+    if plot:  # a --plot that would overwrite the checkpoint (or a device, a FIFO) is refused before any work
+        from cnnlab.checkpoint import output_file
+
+        output_file(plot, [checkpoint])
     model, meta = as_loaded(checkpoint)
     data = eval_data(meta, checkpoint, dataset, data_dir, progress=progress)
     tta = tta_of(meta) if tta is None else tta
@@ -212,11 +215,13 @@ def draw_confusion(result: dict, plot: str) -> Path:
 
     path = result["checkpoint"]
     png = Path(plot or (Path(path).with_name("confusion.png") if path else "confusion.png"))
-    save(confusion_figure(result["confusion"], list(result["per_class"])), png)
+    save(confusion_figure(result["confusion"], list(result["per_class"])), png, reads=[path])
     return png
 
 
 def run(args) -> int:
+    from cnnlab.cli import json_text  # strict JSON: never a bare NaN
+
     result = evaluate_checkpoint(
         args.checkpoint,
         args.dataset,
@@ -234,12 +239,12 @@ def run(args) -> int:
             result["plot"] = str(draw_confusion(result, args.plot))
         except Exception:
             if args.json:
-                print(json.dumps(result))
+                print(json_text(result))
             raise
         if not args.json:
             print(f"confusion matrix picture: {result['plot']}")
     if args.json:
-        print(json.dumps(result))
+        print(json_text(result))
     return 0
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE, atomic_write, load_checkpoint
+from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE, atomic_write, load_checkpoint, output_file
 from cnnlab.data import load_dataset, to_float
 from cnnlab.errors import CnnlabError
 
@@ -156,10 +156,12 @@ def run(args: argparse.Namespace) -> int:
     if args.tolerance < 0:
         raise CnnlabError(f"--tolerance must be >= 0, got {args.tolerance}")
     out = Path(args.out)
-    if not out.parent.is_dir():
-        raise CnnlabError(f"cannot write {out}: {out.parent} is not a folder", EXIT_OUT_UNWRITABLE)
-    if not os.access(out.parent, os.W_OK):  # before minutes of tracing: one line, the write exit code
-        raise CnnlabError(f"cannot write {out}: {out.parent} is not writable", EXIT_OUT_UNWRITABLE)
+    # never the checkpoint being read or another file of its run, a device or a FIFO; a link is written through
+    target = output_file(out, reads=[args.checkpoint])
+    if not target.parent.is_dir():
+        raise CnnlabError(f"cannot write {out}: {target.parent} is not a folder", EXIT_OUT_UNWRITABLE)
+    if not os.access(target.parent, os.W_OK):  # before minutes of tracing: one line, the write exit code
+        raise CnnlabError(f"cannot write {out}: {target.parent} is not writable", EXIT_OUT_UNWRITABLE)
     model, meta = load_checkpoint(args.checkpoint)
     opset = export_onnx(model, meta, out, args.opset)
     images, what = check_images(meta, args.data_dir, checkpoint=args.checkpoint)

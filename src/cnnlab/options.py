@@ -192,6 +192,7 @@ COMMAND_RULES: dict[str, dict[str, Rule]] = {
         "port": Rule(int, 0, 65535),
         "max_upload_mb": Rule(float, 0, 1024, low_open=True),
         "torch_threads": Rule(int, 1, 1024),
+        "request_timeout": Rule(float, 0, 86400, low_open=True),
     },
     "export": {"opset": Rule(int, 7, 100, optional=True), "tolerance": Rule(float, 0)},
     "bench": {

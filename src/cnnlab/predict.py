@@ -11,7 +11,6 @@ Every input is then normalised with the run's own mean/std.
 """
 
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -29,21 +28,50 @@ def open_image(source: str | Path | bytes, name: str = "image") -> Image.Image:
 
     The pixel count is checked from the header before decoding, so a decompression bomb (a tiny
     PNG that unpacks to gigabytes) is refused without touching Pillow's global limits (thread-safe).
+    Only a regular file is read: a FIFO would block forever, a device never end (`regular_file`).
     """
+    if isinstance(source, bytes):
+        return _decode(io.BytesIO(source), name)
+    with regular_file(source, name) as f:
+        return _decode(f, name)
+
+
+def regular_file(path: str | Path, name: str):
+    """`path` opened for reading if it is a regular file (after links); else one clear CnnlabError.
+
+    Opened with O_NONBLOCK and checked with fstat on the open descriptor, so neither a FIFO (whose plain
+    open waits for a writer) nor a file swapped for one between a check and the open can block."""
+    import os
+    import stat
+
     try:
-        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise CnnlabError(f"{name}: no such file") from None
+    except OSError as e:
+        raise CnnlabError(f"{name}: cannot open ({e.strerror or e})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, socket or device)"
+        raise CnnlabError(f"{name}: {kind}; only image files are read")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _decode(f, name: str) -> Image.Image:
+    try:
+        img = Image.open(f)
         if img.width * img.height > MAX_PIXELS:
             raise CnnlabError(
                 f"{name}: image too large ({img.width}x{img.height}, over {MAX_PIXELS:,} pixels)"
             )
         img.load()
-    except FileNotFoundError:
-        raise CnnlabError(f"{name}: no such file") from None
+        return ImageOps.exif_transpose(img)
     except Image.DecompressionBombError:
         raise CnnlabError(f"{name}: image too large (over {MAX_PIXELS:,} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise CnnlabError(f"{name}: not a readable image ({type(e).__name__})") from None
-    return ImageOps.exif_transpose(img)
 
 
 def mnist_style(img: Image.Image, size: int = 28) -> torch.Tensor:
@@ -182,7 +210,8 @@ def predict_records(checkpoint, images, top: int = 3, save_input: str | Path | N
         else:
             items += [(f, f, why) for f, why in expand([str(img)])]
     names = [name for _, name, _ in items]
-    save_to = saved_names(save_input, [n or f"image-{k}" for k, n in enumerate(names)])  # DIR checked first
+    files = [n or f"image-{k}" for k, n in enumerate(names)]
+    save_to = saved_names(save_input, files, [checkpoint])  # DIR and names checked first
     model, meta = as_loaded(checkpoint)
     results: list[dict] = []
     for at in range(0, len(items), BATCH):
@@ -253,6 +282,10 @@ def write_csv(path: str, results: list[dict]) -> None:
 def run(args) -> int:
     """The exit code is 2 when any file failed; the others are still predicted and printed."""
     checkpoint = args.checkpoint
+    if args.csv:  # never the checkpoint, a record of its run or an input; before any work
+        from cnnlab.checkpoint import output_file
+
+        output_file(args.csv, [args.checkpoint, args.weights, *args.images])
     if args.pretrained or args.weights:  # a model name: predict from weights alone, no training
         from cnnlab.models.adapt import model_from_weights
 
@@ -262,7 +295,9 @@ def run(args) -> int:
     if args.csv:
         write_csv(args.csv, results)
     if args.json:
-        print(json.dumps(results))
+        from cnnlab.cli import json_text  # strict JSON: never a bare NaN
+
+        print(json_text(results))
     else:
         for r in results:
             if "error" in r:
@@ -280,14 +315,17 @@ def run(args) -> int:
 # ---- --save-input: one PNG per input, named after it; a/7.png, b/7.png -> 7.png, 7-2.png
 
 
-def saved_names(save_dir: str | None, files: list[str]) -> dict | None:
-    """{input index: PNG path} for --save-input, or None; a DIR that is a file is refused up front."""
+def saved_names(save_dir: str | None, files: list[str], reads=()) -> dict | None:
+    """{input index: PNG path} for --save-input, or None; a DIR that is a file is refused up front, and so
+    is a name that is one of the inputs or the checkpoint (`a.png --save-input .` would overwrite a.png)."""
     if not save_dir:
         return None
+    from cnnlab.checkpoint import output_file, read_set
+
     folder = Path(save_dir)
     if folder.exists() and not folder.is_dir():
         raise CnnlabError(f"--save-input {folder}: is a file, not a folder")
-    names, used = {}, set()
+    names, used, ids = {}, set(), read_set([*files, *reads])
     for i, f in enumerate(files):
         stem, n = Path(f).stem or "input", 1
         name = f"{stem}.png"
@@ -296,16 +334,18 @@ def saved_names(save_dir: str | None, files: list[str]) -> dict | None:
             name = f"{stem}-{n}.png"
         used.add(name)
         names[i] = folder / name
+        output_file(names[i], ids)
     return names
 
 
 def save_inputs(images: dict[Path, torch.Tensor]) -> None:
-    """Write each uint8 C x H x W input as a PNG (greyscale or RGB)."""
-    from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE
+    """Write each uint8 C x H x W input as a PNG (greyscale or RGB), atomically."""
+    from cnnlab.checkpoint import atomic_write, write_error
 
     for path, x in images.items():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(x.permute(1, 2, 0).squeeze(-1).numpy()).save(path)
         except OSError as e:
-            raise CnnlabError(f"cannot write {path}: {e.strerror or e}", EXIT_OUT_UNWRITABLE) from None
+            raise write_error(path, e) from None
+        img = Image.fromarray(x.permute(1, 2, 0).squeeze(-1).numpy())
+        atomic_write(path, lambda tmp, img=img: img.save(tmp, format="PNG"))

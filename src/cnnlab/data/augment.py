@@ -65,7 +65,7 @@ def _value(key: str, text: str, term: str) -> float:
             f"--augment: {term!r} needs a number, e.g. translate=2, flip=0.5, erase=0.25"
         ) from None
     if key == "translate":
-        if v != int(v) or not 0 <= v <= 8:
+        if not 0 <= v <= 8 or v != int(v):  # the range first: int(nan) and int(inf) raise
             raise CnnlabError(f"--augment: translate must be a whole number of pixels 0..8, got {text}")
         return int(v)
     if key == "resized-crop" and not 0.05 <= v <= 1:

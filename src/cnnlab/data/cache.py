@@ -35,9 +35,9 @@ META = "meta.json"  # written last: an entry without it is incomplete
 
 def cache_root() -> Path:
     """`$CNNLAB_CACHE/decoded`, else the user cache (`~/.cache/cnnlab/decoded` on Linux)."""
-    from platformdirs import user_cache_dir  # lazy: only runs that touch the cache pay for it
+    from cnnlab.data.sources import cache_dir  # lazy: only runs that touch the cache pay for it
 
-    return Path(os.environ.get("CNNLAB_CACHE", user_cache_dir("cnnlab"))) / "decoded"
+    return cache_dir("decoded")
 
 
 def cache_key(files: Iterable[Path], settings: dict) -> str:

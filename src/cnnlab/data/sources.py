@@ -136,8 +136,14 @@ def candidate_folders(base: Path, name: str) -> list[Path]:
     return out
 
 
+def cache_home() -> Path:
+    """`$CNNLAB_CACHE`, else the user cache (`~/.cache/cnnlab` on Linux). Set but empty counts as unset,
+    as an empty XDG_CACHE_HOME does: Path("") is the working folder, which would fill with cache files."""
+    return Path(os.environ.get("CNNLAB_CACHE") or user_cache_dir("cnnlab"))
+
+
 def cache_dir(name: str) -> Path:
-    return Path(os.environ.get("CNNLAB_CACHE", user_cache_dir("cnnlab"))) / name
+    return cache_home() / name
 
 
 def _present(folder: Path, stem: str) -> Path | None:

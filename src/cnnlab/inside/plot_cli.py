@@ -18,38 +18,40 @@ def _folder(args: argparse.Namespace) -> Path:
 def run_curves(args: argparse.Namespace) -> Picture:
     source = Path(args.source)
     folder = source if source.is_dir() else source.parent
-    return save(pictures.plot_curves(source), args.out or folder / "curves.png")
+    return save(pictures.plot_curves(source), args.out or folder / "curves.png", reads(args))
 
 
 def run_confusion(args: argparse.Namespace) -> Picture:
     fig = pictures.plot_confusion(args.checkpoint, args.dataset, args.data_dir)
-    return save(fig, args.out or _folder(args) / "confusion.png")
+    return save(fig, args.out or _folder(args) / "confusion.png", reads(args))
 
 
 def run_top_losses(args: argparse.Namespace) -> Picture:
     fig = pictures.plot_top_losses(args.checkpoint, args.count, args.dataset, args.data_dir)
-    return save(fig, args.out or _folder(args) / "top-losses.png")
+    return save(fig, args.out or _folder(args) / "top-losses.png", reads(args))
 
 
 def run_samples(args: argparse.Namespace) -> Picture:
     fig = pictures.plot_samples(args.dataset, args.split, args.count, args.data_dir)
-    return save(fig, args.out or f"samples-{Path(args.dataset).name or args.dataset}.png")
+    return save(fig, args.out or f"samples-{Path(args.dataset).name or args.dataset}.png", reads(args))
 
 
 def run_filters(args: argparse.Namespace) -> Picture:
-    return save(pictures.plot_filters(args.checkpoint), args.out or _folder(args) / "filters.png")
+    return save(
+        pictures.plot_filters(args.checkpoint), args.out or _folder(args) / "filters.png", reads(args)
+    )
 
 
 def run_feature_maps(args: argparse.Namespace) -> Picture:
     fig = pictures.plot_feature_maps(
         args.checkpoint, args.image, args.index, args.layer, args.max_channels, args.data_dir
     )
-    return save(fig, args.out or _folder(args) / "feature-maps.png")
+    return save(fig, args.out or _folder(args) / "feature-maps.png", reads(args))
 
 
 def run_gradcam(args: argparse.Namespace) -> Picture:
     fig = pictures.plot_gradcam(args.checkpoint, args.image, args.class_, args.layer, args.top)
-    return save(fig, args.out or _folder(args) / "gradcam.png")
+    return save(fig, args.out or _folder(args) / "gradcam.png", reads(args))
 
 
 KINDS = {
@@ -114,7 +116,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def reads(args: argparse.Namespace) -> list:
+    """What this plot reads, so that --out can never overwrite it (`cnnlab.checkpoint.output_file`)."""
+    return [getattr(args, name, None) for name in ("checkpoint", "source", "image")]
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.out:  # refused before the (slow) drawing; save() checks again
+        from cnnlab.checkpoint import output_file
+
+        output_file(args.out, reads(args))
     picture = KINDS[args.kind][0](args)
     print(picture.path)
     return 0

@@ -75,18 +75,21 @@ def _done(fig: Figure, panels: int) -> Figure:
     return fig
 
 
-def save(fig: Figure, out_png: str | Path) -> Picture:
-    """Render `fig` with Agg and write it as PNG (creating the folder); bad paths give a CnnlabError."""
-    from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE
+def save(fig: Figure, out_png: str | Path, reads=()) -> Picture:
+    """Render `fig` with Agg and write it (creating the folder) in the format its suffix names, PNG when
+    the suffix names none; atomically, never onto a file in `reads` or a special file, through a
+    symbolic link (`cnnlab.checkpoint.output_file`). Bad paths give a CnnlabError."""
+    from cnnlab.checkpoint import atomic_write, output_file, write_error
 
     out = Path(out_png)
+    output_file(out, reads)  # before creating folders: a refused name leaves nothing behind
+    fmt = out.suffix[1:].lower()
+    fmt = fmt if fmt in FigureCanvasAgg.get_supported_filetypes() else "png"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        _render(fig, out)
     except OSError as e:
-        raise CnnlabError(
-            _("cannot write {path}: {error}", path=out, error=e.strerror or e), EXIT_OUT_UNWRITABLE
-        ) from None
+        raise write_error(out, e) from None
+    atomic_write(out, lambda tmp: _render(fig, tmp, fmt))
     return Picture(out, getattr(fig, "panels", len(fig.axes)))
 
 

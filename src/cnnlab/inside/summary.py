@@ -255,7 +255,7 @@ def add_summary_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _human_bytes(n: int) -> str:
-    units = ("B", "KiB", "MiB", "GiB")
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
     i = min(len(units) - 1, int(math.log(max(n, 1), 1024)))
     return f"{n / 1024**i:.2f} {units[i]}"
 
@@ -302,6 +302,36 @@ def format_table(name: str, s: Summary) -> str:
     return "\n".join(lines)
 
 
+def memory_needed(name: str, shape: Shape, classes: int = 10, width: float = 1.0) -> int:
+    """Bytes that building `name` and running one `shape` sample through it take at least, on the meta device
+    (nothing allocated): weights, input, and 4x the largest layer output (input and output of a layer, plus
+    a residual or a concatenation's branches, are alive at once)."""
+    model = build(name, shape, classes, width, device="meta")
+    largest = max((math.prod(layer.output_shape) for layer in summarize(model, shape).layers), default=0)
+    weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    return weights + 4 * (math.prod(shape) + 4 * largest)  # float32
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give a process now (Linux MemAvailable), None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def check_memory(name: str, shape: Shape, classes: int, width: float) -> None:
+    """Refuse (exit 2) a summary that cannot fit in memory before allocating any (1x99999x99999: ~19 TiB)."""
+    need, have = memory_needed(name, shape, classes, width), available_memory()
+    if have is not None and need > have:
+        raise CnnlabError(
+            f"--input {'x'.join(map(str, shape))}: {name} would need at least {_human_bytes(need)} of memory "
+            f"for its weights and one sample's activations; {_human_bytes(have)} is available. Use a smaller "
+            "--input (`cnnlab models --input ...` counts params and MACs without allocating)"
+        )
+
+
 def run_summary(args: argparse.Namespace) -> int:
     from cnnlab.checkpoint import run_model
 
@@ -312,6 +342,7 @@ def run_summary(args: argparse.Namespace) -> int:
         title = f"{name} ({run['source']})"
     else:
         shape, classes, width, name = parse_input(args.input), args.classes, args.width, args.model
+        check_memory(name, shape, classes, width)  # on the meta device: nothing allocated yet
         model = build(name, shape, classes, width)
         title = name
     s = summarize(model, shape)

@@ -20,7 +20,14 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.checkpoint import EXIT_BAD_CHECKPOINT, PICKLE_SUFFIXES, load_state, read_meta, resolve
+from cnnlab.checkpoint import (
+    EXIT_BAD_CHECKPOINT,
+    PICKLE_SUFFIXES,
+    check_tensors,
+    load_state,
+    read_meta,
+    resolve,
+)
 from cnnlab.errors import CnnlabError
 
 BASE_URL = "https://download.pytorch.org/models/"
@@ -76,9 +83,9 @@ def imagenet_preprocess(model: str) -> dict:
 
 def weights_dir() -> Path:
     """`$CNNLAB_CACHE/weights`, else the user cache (`~/.cache/cnnlab/weights` on Linux)."""
-    from platformdirs import user_cache_dir
+    from cnnlab.data.sources import cache_dir
 
-    return Path(os.environ.get("CNNLAB_CACHE", user_cache_dir("cnnlab"))) / "weights"
+    return cache_dir("weights")
 
 
 def hub_dir() -> Path:
@@ -196,9 +203,11 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path))
+            state = load_file(str(path))
         except Exception as e:
             raise CnnlabError(f"{path}: not a readable safetensors file ({e})", EXIT_BAD_CHECKPOINT) from None
+        check_tensors(state, path)  # NaN/inf or integer weights: exit 7 naming the tensor
+        return state
     if path.suffix not in PICKLE_SUFFIXES + (".bin", ".ckpt", ".tar"):
         raise CnnlabError(f"{path}: expected a .pth/.pt, .safetensors file or a cnnlab run folder")
     state = load_state(path)
@@ -211,7 +220,9 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
         raise CnnlabError(
             f"{path}: not a state dict (expected parameter names -> tensors)", EXIT_BAD_CHECKPOINT
         )
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    check_tensors(state, path)  # NaN/inf or integer weights: exit 7 naming the tensor
+    return state
 
 
 def describe(w: Weights) -> dict:
@@ -228,6 +239,6 @@ def read_classes(path: str | Path) -> list[str]:
     if text.lstrip().startswith("["):
         try:
             return [str(c) for c in json.loads(text)]
-        except ValueError as e:
-            raise CnnlabError(f"--classes {path}: not a JSON list ({e})") from None
+        except (ValueError, RecursionError) as e:  # RecursionError: nested thousands deep
+            raise CnnlabError(f"--classes {path}: not a JSON list ({e or 'nested too deep'})") from None
     return [line.strip() for line in text.splitlines() if line.strip()]

@@ -33,6 +33,7 @@ except ImportError as e:  # the CLI turns this into one line instead of a traceb
     raise CnnlabError(f"cnnlab serve needs {e.name}: pip install 'cnnlab[serve]'") from None
 
 from cnnlab.i18n import LANGS, page_catalogue
+from cnnlab.serve.deadline import KEEP_ALIVE_SECONDS, REQUEST_SECONDS, BodyDeadline, header_deadline_protocol
 from cnnlab.serve.explore import Explorer, explore_extras
 from cnnlab.serve.inference import MAX_PIXELS, Predictor, RequestError
 
@@ -63,12 +64,14 @@ class Guard:
 
     A declared Content-Length over the cap is refused before a byte of the body is read (and the
     connection closed, so the unread rest is not taken for the next request). A chunked body has no
-    length up front, so its bytes are counted as the app reads them and reading stops at the cap.
+    length up front, so its bytes are counted as the app reads them and reading stops at the cap. The
+    body must arrive within `request_seconds` of the headers (408 and closed otherwise).
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int):
+    def __init__(self, app: ASGIApp, max_body_bytes: int, request_seconds: float = REQUEST_SECONDS):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.request_seconds = request_seconds  # the body must arrive within this (serve/deadline.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,10 +90,11 @@ class Guard:
             await error_response(status, msg, close=True)(scope, receive, send_with_headers)
             return
         received = 0
+        timed_receive = BodyDeadline(receive, self.request_seconds)  # 408 for a stalled upload
 
         async def counted_receive() -> Message:
             nonlocal received
-            message = await receive()
+            message = await timed_receive()
             received += len(message.get("body", b""))
             if received > self.max_body_bytes:
                 raise RequestError(413, too_big)
@@ -130,7 +134,7 @@ async def read_upload(request: Request) -> tuple[bytes, bool]:
     if media == "application/json":
         try:
             payload = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested thousands deep
             raise RequestError(400, "request body is not valid JSON") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
             raise RequestError(400, 'JSON body must be {"image": "<base64 PNG/JPEG or data URL>"}')
@@ -146,7 +150,7 @@ async def read_upload(request: Request) -> tuple[bytes, bool]:
 
 def add_error_handlers(app: FastAPI) -> None:
     async def request_error(_: Request, e: RequestError) -> JSONResponse:
-        return error_response(e.status, e.message, close=e.status == 413)
+        return error_response(e.status, e.message, close=e.status in (408, 413))
 
     async def http_error(request: Request, e: HTTPException) -> JSONResponse:
         message = (
@@ -173,6 +177,7 @@ def create_app(
     checkpoint_path: str | Path,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_pixels: int = MAX_PIXELS,
+    request_seconds: float = REQUEST_SECONDS,
 ) -> FastAPI:
     """The app for one checkpoint (loaded now, so a bad path fails before the server starts)."""
     predictor = Predictor.from_checkpoint(checkpoint_path, max_pixels)
@@ -180,7 +185,7 @@ def create_app(
     app = FastAPI(title="cnnlab serve", docs_url=None, redoc_url=None)
     app.state.predictor = predictor
     add_error_handlers(app)
-    app.add_middleware(Guard, max_body_bytes=max_body_bytes)
+    app.add_middleware(Guard, max_body_bytes=max_body_bytes, request_seconds=request_seconds)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     info = {**predictor.info, "max_body_bytes": max_body_bytes, "max_pixels": max_pixels}
 
@@ -255,6 +260,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "per request oversubscribe the cores, which on a busy machine is many times slower)",
     )
     p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=REQUEST_SECONDS,
+        metavar="SECONDS",
+        help=f"a request's headers, then its body, must arrive within this (default {REQUEST_SECONDS:g}); "
+        "a stalled client is disconnected (408 for a stalled upload)",
+    )
+    p.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -286,7 +299,13 @@ def run(args: argparse.Namespace) -> int:
     if args.torch_threads < 1:
         raise CnnlabError(f"--torch-threads must be >= 1, got {args.torch_threads}")
     torch.set_num_threads(args.torch_threads)
-    app = create_app(args.checkpoint, max_body_bytes=int(args.max_upload_mb * 2**20))
+    if not args.request_timeout > 0:
+        raise CnnlabError(f"--request-timeout must be > 0 seconds, got {args.request_timeout}")
+    app = create_app(
+        args.checkpoint,
+        max_body_bytes=int(args.max_upload_mb * 2**20),
+        request_seconds=args.request_timeout,
+    )
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -303,6 +322,13 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
     level = args.log_level
-    config = uvicorn.Config(app, log_level=level, access_log=level in ("info", "debug"), server_header=False)
+    config = uvicorn.Config(
+        app,
+        log_level=level,
+        access_log=level in ("info", "debug"),
+        server_header=False,
+        http=header_deadline_protocol(args.request_timeout),  # slow headers: closed (serve/deadline.py)
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
     uvicorn.Server(config).run(sockets=[sock])
     return 0

@@ -85,7 +85,9 @@ def run(args) -> int:
 
     cfg = config_from_args(args)  # checked before torchrun starts N copies of a bad command
     if args.nproc > 1:
-        from cnnlab.training.launch import launch
+        from cnnlab.training.launch import check_nproc, launch
+
+        check_nproc(args.nproc)  # before a run folder is made for the workers
 
         if args.out or args.resume:
             return launch(args)

@@ -71,6 +71,7 @@ class TrainConfig:
     channels_last: bool = True  # NHWC memory format: faster convolutions on CPU (oneDNN)
     sync_bn: bool = False  # SyncBatchNorm under DDP
     eval_batch_size: int = 1024  # evaluation batch size (inference mode)
+    eval_every: int = 1  # evaluate (test, val) after every Nth epoch and the last (0 = after the last only)
     tensorboard: bool = False  # also log to TensorBoard (needs the tensorboard package)
     max_steps: int = 0  # stop after this many optimiser steps (0 = no limit; for smoke tests)
     limit_train: int = 0  # use only the first N training images (0 = all; for smoke tests)

@@ -20,16 +20,42 @@ def train_argv(args) -> list[str]:
     return argv + (["--json"] if args.json else [])
 
 
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask: taskset, cgroup cpusets), else the count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def check_nproc(n: int) -> None:
+    """Refuse more processes than there are CPU cores (GPUs, with CUDA) to run them, before anything starts.
+
+    DDP steps in lockstep: every all-reduce waits for the slowest process, so processes that share a core
+    wait for each other's time slices (--nproc 100 on 2 cores made no progress in 120 s). torchrun starts
+    exactly the N workers asked for, and so does cnnlab; it does not quietly start fewer, which would
+    change the per-process batch and the augmentation streams of the run."""
+    import torch
+
+    if torch.cuda.is_available():
+        have, what = torch.cuda.device_count(), "GPU(s)"
+    else:
+        have, what = usable_cpus(), "CPU core(s) available to this process"
+    if n > have:
+        raise CnnlabError(f"--nproc {n}: this machine has {have} {what}; use --nproc {have} or fewer")
+
+
 def launch(args) -> int:
     """Run N workers through torchrun's elastic agent; the first failure's exit code, else 0."""
     if "WORLD_SIZE" in os.environ:
         raise CnnlabError("--nproc starts torchrun itself; do not combine it with torchrun")
+    check_nproc(args.nproc)
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
     # torchrun would pin every worker to 1 thread (and print a banner saying so); share the cores instead
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // args.nproc)))
     targs = parse_args(
         ["--standalone", f"--nproc-per-node={args.nproc}", "-m", "cnnlab", "train", *train_argv(args)]
     )

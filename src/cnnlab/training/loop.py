@@ -41,6 +41,7 @@ from cnnlab.training.resume import (
     resume,
 )
 from cnnlab.training.runs import LATEST, RUNS, open_run_folder, release_runs
+from cnnlab.training.schedule import evaluation_due
 from cnnlab.training.start import begin, discard
 
 
@@ -226,15 +227,17 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: list) -
                 "images_per_second": seen / seconds,
                 "seconds": seconds,
             }
+            last = epoch == cfg.epochs or bool(max_steps and step >= max_steps)
             if dd.main:
+                due = evaluation_due(cfg.eval_every, epoch, last)  # --eval-every
                 best = end_of_epoch(
-                    cfg, ema.module if ema else model, data, val_x, val_y, row, best, out, meta, log
+                    cfg, ema.module if ema else model, data, val_x, val_y, row, best, out, meta, log, due
                 )
                 history.append(row)
             early = bool(cfg.patience and dd.main and stale_epochs(history) >= cfg.patience)
             if early:
                 log(f"early stop: no validation improvement for {cfg.patience} epochs")
-            done = guard.agree(early) or epoch == cfg.epochs or bool(max_steps and step >= max_steps)
+            done = guard.agree(early) or last
             guard.save(Progress(epoch + 1, 0, step, best, history, finished=done), weights=False)
             if done:
                 break
@@ -267,9 +270,20 @@ def step_generator(seed: int, step: int, dd: Dist) -> torch.Generator:
     return torch.Generator(dd.device).manual_seed((seed * 1_000_003 + step) * 1009 + dd.rank)
 
 
-def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log) -> float:
-    """Evaluate on all test images (and val), append metrics, save last/best checkpoints."""
+def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log, due: bool = True) -> float:
+    """Evaluate on all test images (and val), append metrics, save last/best checkpoints. An epoch that is
+    not `due` (--eval-every) is not evaluated: blank test/val columns, `last` saved, `best` unchanged."""
     net = unwrap(model)
+    if not due:
+        row.update(test_loss="", test_accuracy="", val_loss="", val_accuracy="")
+        append_metrics(out / "metrics.csv", row)
+        log.scalars(row)  # blanks are skipped
+        save_checkpoint(out / "last", net, {**meta, "epoch": row["epoch"], "metrics": row})
+        log(
+            f"epoch {row['epoch']:>3}: train loss {row['train_loss']:.4f} (not evaluated: --eval-every "
+            f"{cfg.eval_every}), {row['images_per_second']:.0f} img/s, {row['seconds']:.1f}s"
+        )
+        return best
     row["test_loss"], row["test_accuracy"] = evaluate(
         net, data.test_x, data.test_y, data.mean, data.std, cfg.eval_batch_size, cfg.tta, meta["precision"]
     )

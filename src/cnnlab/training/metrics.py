@@ -61,7 +61,7 @@ def _best_metrics(out: Path) -> dict | None:
 
     try:
         return json.loads((out / "best.json").read_text()).get("metrics") or None
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
 
 

@@ -41,7 +41,7 @@ from cnnlab.checkpoint import (
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.resume_rules import STATE, STATE_FORMAT, check_same_config, extends
+from cnnlab.training.resume_rules import STATE, STATE_FORMAT, check_same_config, check_state, extends
 
 STEP_DELAY_ENV = "CNNLAB_TEST_STEP_DELAY"
 # Rank 0 evaluates while the other ranks wait in their next collective; gloo's 30-minute default
@@ -131,13 +131,27 @@ def check_free_space(out: Path, cfg: TrainConfig, model: nn.Module) -> None:
     state = weights * (1 + slots + (1 if cfg.ema else 0))
     # last + best safetensors, state.pt plus its temp copy during the atomic replace, 1 MiB of text/plots
     need = 2 * weights + 2 * state + (1 << 20)
+    # a resumed run replaces its own files: the space they hold now comes back (the temp copy is counted)
+    held = replaced_bytes(out)
     free = shutil.disk_usage(out).free
-    if free < need:
+    if free + held < need:
+        also = f" (+{held / 2**20:.1f} MiB its files hold now)" if held else ""
         raise CnnlabError(
-            f"--out {out}: only {free / 2**20:.1f} MiB free, this run's checkpoints need about "
+            f"--out {out}: only {free / 2**20:.1f} MiB free{also}, this run's checkpoints need about "
             f"{need / 2**20:.1f} MiB; free space or choose another --out",
             EXIT_OUT_FULL,
         )
+
+
+def replaced_bytes(out: Path) -> int:
+    """Bytes held by the checkpoint files a run in `out` rewrites (last, best, state.pt), if there."""
+    total = 0
+    for name in ("last.safetensors", "best.safetensors", STATE):
+        try:
+            total += (out / name).stat().st_size
+        except OSError:
+            pass
+    return total
 
 
 # ---- resume ---------------------------------------------------------------------------------------
@@ -152,7 +166,7 @@ def resume(out: Path, cfg: TrainConfig, parts: Trainables, dd, log) -> Progress:
         state = box[0]
     if state is None:
         return Progress()
-    load_weights(unwrap(parts.model), state["model"], f"{out / STATE}: weights do not match this model")
+    load_weights(unwrap(parts.model), state["model"], out / STATE, "weights do not match this model")
     try:
         parts.optimizer.load_state_dict(state["optimizer"])
         parts.scheduler.load_state_dict(state["scheduler"])
@@ -162,7 +176,14 @@ def resume(out: Path, cfg: TrainConfig, parts: Trainables, dd, log) -> Progress:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CnnlabError(f"{out / STATE}: does not match this run ({first})", EXIT_BAD_CHECKPOINT) from None
     if state["world"] == dd.world:
-        set_rng_state(state["rng"][dd.rank], dd.device)
+        try:
+            set_rng_state(state["rng"][dd.rank], dd.device)
+        except (TypeError, ValueError, RuntimeError, KeyError, AttributeError, IndexError) as e:
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise CnnlabError(
+                f"{out / STATE}: resume state field 'rng[{dd.rank}]' is not a random state ({why})",
+                EXIT_BAD_CHECKPOINT,
+            ) from None
     elif dd.main:
         log(f"resuming a {state['world']}-process run with {dd.world}: results will differ in the last bits")
     prog = Progress(**state["progress"])
@@ -193,6 +214,7 @@ def read_state(out: Path, cfg: TrainConfig, log) -> dict | None:
     keys = {"format", "meta", "progress", "world", "model", "optimizer", "scheduler", "ema", "rng"}
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or not keys <= set(state):
         raise CnnlabError(f"{path}: not a cnnlab resume state ({STATE_FORMAT})", EXIT_BAD_CHECKPOINT)
+    check_state(state, path)  # every field, so a hand edit is one line naming it (exit 7)
     check_same_config(state["meta"]["config"], cfg, path)
     return state
 

@@ -1,9 +1,11 @@
 """What may change when a run is resumed: settings that do not change the result (threads, eval batch
 size, TensorBoard, ...) may differ; the run's length may grow where its schedule allows; anything else
 must be what the run was started with, which is read from its resume state (`state.pt`), never from
-`config.json` (written for people: it may be edited or missing).
+`config.json` (written for people: it may be edited or missing). The state itself is checked field by
+field first (`check_state`): a hand-edited or damaged field is one line naming it, exit 7.
 """
 
+import math
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
@@ -23,6 +25,7 @@ RESUME_FREE = {
     "data_dir",
     "tensorboard",
     "eval_batch_size",
+    "eval_every",
 }
 # Run length (--epochs, --max-steps) may grow on resume when the schedule does not depend on it
 # (constant; step's /10 drops move to 1/3 and 2/3 of the new length); one-cycle and cosine are
@@ -40,7 +43,8 @@ def saved_run_config(out: Path) -> dict:
     from cnnlab.checkpoint import load_state
 
     state = load_state(path)
-    config = state.get("meta", {}).get("config") if isinstance(state, dict) else None
+    meta = state.get("meta") if isinstance(state, dict) else None
+    config = meta.get("config") if isinstance(meta, dict) else None
     if not isinstance(config, dict):
         raise CnnlabError(f"{path}: not a cnnlab resume state ({STATE_FORMAT})", EXIT_BAD_CHECKPOINT)
     return config
@@ -90,3 +94,80 @@ def extends(saved: dict, cfg: TrainConfig) -> bool:
 
 def _norm(v):
     return list(v) if isinstance(v, tuple) else v
+
+
+# ---- the resume state itself, checked field by field before anything is loaded from it -------------------
+
+# Progress field -> (type, smallest allowed value or None); see training/resume.py's Progress
+PROGRESS = {
+    "epoch": (int, 1),
+    "batch": (int, 0),
+    "step": (int, 0),
+    "best": (float, None),
+    "history": (list, None),
+    "loss_sum": (float, None),
+    "seen": (int, 0),
+    "seconds": (float, 0),
+    "finished": (bool, None),
+}
+
+
+def bad_state(path: Path, field: str, why: str) -> CnnlabError:
+    return CnnlabError(f"{path}: resume state field {field!r} {why}", EXIT_BAD_CHECKPOINT)
+
+
+def check_state(state: dict, path: Path) -> None:
+    """Raise (exit 7) naming the first field of a hand-edited or damaged `state.pt` that training would
+    choke on (a TypeError deep inside) or silently misuse (epoch -5 trains from a negative epoch)."""
+    meta = state["meta"]
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise bad_state(path, "meta.config", "must be an object (the run's settings)")
+    world = state["world"]
+    if not _is(world, int) or world < 1:
+        raise bad_state(path, "world", f"must be a positive whole number, got {world!r}")
+    progress = state["progress"]
+    if not isinstance(progress, dict):
+        raise bad_state(path, "progress", "must be an object")
+    if set(progress) != set(PROGRESS):
+        odd = sorted(map(str, set(progress) ^ set(PROGRESS)))
+        raise bad_state(path, "progress", f"must have exactly the fields {', '.join(PROGRESS)} (odd: {odd})")
+    for name, (kind, low) in PROGRESS.items():
+        value = progress[name]
+        if not _is(value, kind):
+            raise bad_state(path, f"progress.{name}", f"must be {kind.__name__}, got {value!r:.60}")
+        if low is not None and not value >= low:  # `not >=`: NaN fails too
+            raise bad_state(path, f"progress.{name}", f"must be >= {low}, got {value!r}")
+    for i, row in enumerate(progress["history"]):
+        if not isinstance(row, dict) or not _row_ok(row):
+            raise bad_state(path, f"progress.history[{i}]", f"is not a metrics row: {row!r:.80}")
+    rng = state["rng"]
+    if not isinstance(rng, list) or len(rng) != world:
+        raise bad_state(path, "rng", f"must be a list of {world} random states (one per process)")
+    for i, r in enumerate(rng):
+        if not isinstance(r, dict) or not {"torch", "python", "numpy"} <= set(r):
+            raise bad_state(path, f"rng[{i}]", "must hold the torch, python and numpy random states")
+    for name in ("model", "optimizer", "scheduler"):
+        if not isinstance(state[name], dict):
+            raise bad_state(path, name, f"must be a state dict, got {type(state[name]).__name__}")
+    if state["ema"] is not None and not isinstance(state["ema"], dict):
+        raise bad_state(path, "ema", f"must be a state dict or None, got {type(state['ema']).__name__}")
+
+
+def _is(value, kind: type) -> bool:
+    """isinstance where a bool is no number and an int is a fine float (finite)."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind is float:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, kind)
+
+
+def _row_ok(row: dict) -> bool:
+    """A metrics.csv row as the loop writes it: every column, numbers (val columns may be "")."""
+    from cnnlab.training.metrics import METRICS
+
+    if set(row) != set(METRICS) or not _is(row["epoch"], int):
+        return False
+    return all(_is(row[k], float) or (k.startswith("val_") and row[k] == "") for k in METRICS)

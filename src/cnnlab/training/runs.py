@@ -6,18 +6,22 @@ the folder is created with mkdir, which fails if another run took the same n fir
 becomes a symbolic link to it, as Lightning's `version_N` folders. An explicit --out keeps its rules:
 empty or new, else --resume / --overwrite.
 
-The lock `OUT/.cnnlab-run.lock` is created with O_CREAT|O_EXCL before anything is read or written,
-so of two runs started into one folder at the same moment exactly one gets it; the other is refused
-(exit 6). It holds the owner's host and pid: a lock left by a killed run (same host, pid gone) is
-taken over. It is removed when the run ends (`release_runs`, called by the training loop).
+The lock is `flock` on `OUT/.cnnlab-run.lock`, taken before anything is read or written, so of two
+runs started into one folder at the same moment exactly one gets it; the other is refused (exit 6,
+naming the holder's pid, which the file holds). The kernel drops the lock when its holder dies, so a
+killed run's lock is free without anyone judging it dead. It is removed when the run ends
+(`release_runs`, called by the training loop), and the taker removes the temp files a killed run left.
 """
 
+import fcntl
 import os
 import re
 import socket
+import sys
+import time
 from pathlib import Path
 
-from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE, EXIT_RUN_EXISTS
+from cnnlab.checkpoint import EXIT_OUT_UNWRITABLE, EXIT_RUN_EXISTS, RUN_RECORDS
 from cnnlab.errors import CnnlabError
 
 LOCK = ".cnnlab-run.lock"
@@ -33,7 +37,7 @@ RUN_FILES = (
     "split.json",  # folder datasets: the saved split
     "skipped.txt",  # folder datasets: unreadable files
 )
-_held: set[Path] = set()  # locks this process holds
+_held: dict[Path, int] = {}  # locks this process holds: lock file -> its open, flock-ed descriptor
 
 
 def slug(text: str) -> str:
@@ -96,56 +100,100 @@ def point_latest(root: Path, target: Path) -> None:
 
 
 def claim(out: Path) -> None:
-    """Take OUT's lock or refuse (exit 6) when a live run holds it; a dead run's lock is taken over."""
+    """Take OUT's lock or refuse (exit 6) while a live run holds it; then remove the temp files a killed
+    run left there.
+
+    The lock is `flock` on OUT/.cnnlab-run.lock: the kernel drops it when its holder exits, however it
+    exits (SIGKILL too), so a dead run's lock is simply free and there is no check-dead-then-delete step
+    for two takers to race through. The file holds the holder's host and pid, for the refusal message.
+    The holder removes it at release while still holding it; a taker that locked the removed file sees
+    that the path no longer names it and tries again."""
     lock = out / LOCK
-    me = f"{socket.gethostname()} {os.getpid()}\n"
-    for _ in range(2):
+    for _ in range(100):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            owner = _owner(lock)
-            if owner is not None:
-                raise CnnlabError(
-                    f"--out {out} is in use by another run ({owner}); wait for it or choose another --out",
-                    EXIT_RUN_EXISTS,
-                ) from None
-            lock.unlink(missing_ok=True)  # left by a run that was killed
-            continue
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
         except OSError as e:
             raise CnnlabError(
                 f"--out {out} is not writable: {e.strerror or e}", EXIT_OUT_UNWRITABLE
             ) from None
-        with os.fdopen(fd, "w") as f:
-            f.write(me)
-        _held.add(lock)
-        return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CnnlabError(
+                f"--out {out} is in use by another run ({_owner(lock)}); wait for it or choose another --out",
+                EXIT_RUN_EXISTS,
+            ) from None
+        except OSError as e:  # a filesystem without locks
+            os.close(fd)
+            raise CnnlabError(
+                f"--out {out}: cannot lock {lock}: {e.strerror or e}", EXIT_OUT_UNWRITABLE
+            ) from None
+        if _names(fd, lock):
+            me = f"{socket.gethostname()} {os.getpid()}\n".encode()
+            os.pwrite(fd, me, 0)  # in place, then cut: an old lock file never reads as empty
+            os.ftruncate(fd, len(me))
+            _held[lock] = fd
+            remove_stale_temps(out)
+            return
+        os.close(fd)  # released and removed between our open and flock: take the new file
     raise CnnlabError(f"--out {out}: could not take its lock {lock}", EXIT_RUN_EXISTS)
 
 
-def _owner(lock: Path) -> str | None:
-    """'host pid' of a live lock holder; None when the lock is stale (its process on this host is gone)."""
+def _names(fd: int, path: Path) -> bool:
+    """Whether `path` still names the open file `fd` (it may have been removed and made anew)."""
     try:
-        host, pid = lock.read_text().split()
-        pid_n = int(pid)
-    except (OSError, ValueError):
-        return "unknown owner"  # being written right now, or not ours to judge: treat as live
-    if host != socket.gethostname():
-        return f"host {host}, pid {pid}"
-    if pid_n == os.getpid() and lock not in _held:
-        return None  # an earlier run in this process that ended without releasing
-    try:
-        os.kill(pid_n, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return f"pid {pid}"
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _owner(lock: Path) -> str:
+    """'pid N' (or 'host H, pid N') of the live run holding `lock`, from what it wrote there (a holder that
+    just created the file writes it a moment after taking the lock: wait a little for it)."""
+    for _ in range(20):
+        try:
+            host, pid = lock.read_text().split()
+            int(pid)
+        except (OSError, ValueError):
+            time.sleep(0.01)
+            continue
+        return f"pid {pid}" if host == socket.gethostname() else f"host {host}, pid {pid}"
+    return "owner unknown"  # a lock file written by another program
+
+
+def remove_stale_temps(out: Path) -> list[str]:
+    """Remove the temp files (`.NAME.XXXXXXXX.tmp`, from `atomic_write`) of this run's own files that a
+    killed run left behind, and say so. Only the lock holder writes these files, so once the lock is
+    ours every one of them is garbage; temp files of anything else (a picture `cnnlab plot` is writing
+    into the folder right now) are left alone."""
+    own = re.compile(
+        r"\.(" + "|".join(map(re.escape, (*RUN_RECORDS, *RUN_FILES, "curves.png"))) + r")\.\w{8}\.tmp"
+    )
+    removed = []
+    for p in sorted(out.iterdir()):
+        if own.fullmatch(p.name) and p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+            removed.append(p.name)
+    if removed:
+        shown = ", ".join(removed[:3]) + (f" and {len(removed) - 3} more" if len(removed) > 3 else "")
+        print(
+            f"note: removed {len(removed)} temporary file(s) an interrupted run left in {out}: {shown}",
+            file=sys.stderr,
+        )
+    return removed
 
 
 def release_runs() -> None:
-    """Remove the locks this process holds (end of a run, also after an error)."""
+    """Give up the locks this process holds (end of a run, also after an error): the file is removed
+    first, while still locked, then the lock goes with the closed descriptor."""
     while _held:
-        _held.pop().unlink(missing_ok=True)
+        lock, fd = _held.popitem()
+        if _names(fd, lock):
+            lock.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def prepare_out(out: Path, overwrite: bool, resume: bool) -> Path:

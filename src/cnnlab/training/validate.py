@@ -69,6 +69,7 @@ RULES: dict[str, Rule] = {
     "channels_last": Rule(bool),
     "sync_bn": Rule(bool),
     "eval_batch_size": Rule(int, 1, BIG),
+    "eval_every": Rule(int, 0, BIG),
     "tensorboard": Rule(bool),
     "max_steps": Rule(int, 0, BIG),
     "limit_train": Rule(int, 0, BIG),
@@ -172,6 +173,14 @@ def _patience(c) -> str | None:
         )
 
 
+def _eval_every(c) -> str | None:
+    if c.patience and c.eval_every != 1:
+        return (
+            f"--patience {c.patience} counts epochs without validation improvement, so every epoch must be "
+            f"evaluated: drop --eval-every {c.eval_every} (or give --eval-every 1)"
+        )
+
+
 def _augment(c) -> str | None:
     from cnnlab.data.augment import check_spec
 
@@ -193,6 +202,7 @@ COMBINATIONS: list[tuple[tuple[str, ...], Callable]] = [
     (("warmup_epochs", "epochs"), _warmup),
     (("patience", "val_split", "dataset"), _patience),
     (("augment", "dataset"), _augment),
+    (("patience", "eval_every"), _eval_every),
 ]
 
 
