@@ -32,6 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Serving load check"
 
 
+def untrained_checkpoint(folder: Path) -> Path:
+    """The tests' helper (tests/conftest.py), not a copy of it: a checkpoint as `cnnlab train` writes it."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import untrained_checkpoint as make
+
+    return make(folder / "untrained")
+
+
 def canvas_png() -> bytes:
     """What the page uploads: a white digit drawn on a 280x280 black canvas."""
     from PIL import Image, ImageDraw
@@ -54,26 +62,6 @@ def multipart(data: bytes) -> tuple[bytes, str]:
         + f"\r\n--{boundary}--\r\n".encode()
     )
     return body, f"multipart/form-data; boundary={boundary}"
-
-
-def untrained_checkpoint(folder: Path) -> Path:
-    import torch
-
-    from cnnlab.checkpoint import save_checkpoint
-    from cnnlab.models import get_model
-
-    torch.manual_seed(0)
-    kwargs = {"num_classes": 10, "in_channels": 1, "input_size": 28, "width": 1.0}
-    meta = {
-        "model": "chapter-cnn",
-        "model_kwargs": kwargs,
-        "dataset": "mnist-sample",
-        "classes": [str(i) for i in range(10)],
-        "mean": [0.1307],
-        "std": [0.3081],
-        "input_shape": [1, 28, 28],
-    }
-    return save_checkpoint(folder / "untrained", get_model("chapter-cnn", **kwargs).eval(), meta)
 
 
 def client(url: str, path: str, body: bytes, ctype: str, todo: list[int], lock: threading.Lock, out: dict):

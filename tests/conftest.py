@@ -67,17 +67,19 @@ MNIST_META = {
 
 
 def untrained_checkpoint(
-    stem: Path, name: str = "chapter-cnn", width: float = 1.0, classes: list[str] | None = None
+    stem: Path, name: str = "chapter-cnn", width: float = 1.0, classes: list[str] | None = None, **meta
 ) -> Path:
     """An untrained 1x28x28 checkpoint saved as `cnnlab train` does; tests of plumbing need no training.
-    `classes` replaces MNIST's digit names (and sets the number of outputs)."""
+    `classes` replaces MNIST's digit names (and sets the number of outputs); `meta` adds or replaces
+    metadata fields (e.g. `dataset="mnist", config={"tta": True}` for a run on full MNIST with TTA).
+    The one helper for this: benchmarks/load_check.py imports it too."""
     import torch
 
     from cnnlab.checkpoint import save_checkpoint
     from cnnlab.models import get_model
 
     torch.manual_seed(0)
-    meta = {**MNIST_META, "classes": classes or MNIST_META["classes"]}
+    meta = {**MNIST_META, "classes": classes or MNIST_META["classes"], **meta}
     kwargs = {"num_classes": len(meta["classes"]), "in_channels": 1, "input_size": 28, "width": width}
     model = get_model(name, **kwargs).eval()
     return save_checkpoint(stem, model, {"model": name, "model_kwargs": kwargs, **meta})

@@ -103,3 +103,20 @@ def test_budget_plan_counts_steps_and_evaluations():
     assert (total - 10) * 0.05 + 6 * 0.5 <= 8.7 < (total + 1 - 10) * 0.05 + 7 * 0.5
     budget.cap = 50
     assert budget.plan(10, now) == 50  # --epochs/--max-steps stay upper bounds
+
+
+def test_time_budget_does_not_write_the_config():
+    cfg = TrainConfig(time_budget=0.001, max_steps=0)
+    budget = TimeBudget(cfg, steps_per_epoch=10, cap=1000, eval_fraction=0.0)
+    planned = [budget.update(s) for s in range(12)]
+    assert cfg.max_steps == 0 and planned[-1] == budget.total < 1000
+
+
+def test_budget_all_reduce_uses_the_groups_device(monkeypatch):
+    from cnnlab.training import budget
+
+    monkeypatch.setattr(budget.dist, "get_backend", lambda: "gloo")
+    assert budget.group_device() == torch.device("cpu")
+    monkeypatch.setattr(budget.dist, "get_backend", lambda: "nccl")
+    monkeypatch.setattr(budget.torch.cuda, "current_device", lambda: 3)
+    assert budget.group_device() == torch.device("cuda", 3)

@@ -39,20 +39,7 @@ def t10k_folder(folder: Path, n: int = 40) -> Path:
 
 def mnist_checkpoint(stem: Path, **config) -> Path:
     """An untrained checkpoint that says it was trained on full MNIST with `config`."""
-    from cnnlab.checkpoint import save_checkpoint
-    from cnnlab.models import get_model
-
-    torch.manual_seed(0)
-    kwargs = {"num_classes": 10, "in_channels": 1, "input_size": 28, "width": 0.5}
-    model = get_model("chapter-cnn", **kwargs).eval()
-    meta = {
-        "model": "chapter-cnn",
-        "model_kwargs": kwargs,
-        **MNIST_META,
-        "dataset": "mnist",
-        "config": config,
-    }
-    return save_checkpoint(stem, model, meta)
+    return untrained_checkpoint(stem, width=0.5, dataset="mnist", config=config)
 
 
 # ---- predict ------------------------------------------------------------------------------------
@@ -173,6 +160,20 @@ def test_eval_prints_numbers_before_an_unwritable_plot(cli, tmp_path):
     assert proc.returncode == 4, proc.stderr
     assert re.search(r"mnist test: accuracy \d+\.\d\d% \(\d+/40 images", proc.stdout)
     assert "cannot write" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_predict_logits_leaves_the_callers_model_alone():
+    """The memory format is the caller's choice (load_checkpoint sets channels_last once): predict_logits
+    never changes it, since the server calls it from several threads on one shared model."""
+    from cnnlab.evaluation import predict_logits
+    from cnnlab.models import get_model
+
+    model = get_model("chapter-cnn", num_classes=10, in_channels=1, input_size=28, width=0.25).eval()
+    weight = next(p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    before = weight.stride()
+    predict_logits(model, torch.zeros(2, 1, 28, 28, dtype=torch.uint8), (0.1,), (0.3,))
+    weight = next(p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    assert weight.stride() == before and not weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_export_to_an_unwritable_place(cli, tmp_path):

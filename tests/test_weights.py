@@ -1,15 +1,22 @@
 """Weights from torchvision-format files, hash-checked downloads (a local HTTP server on 127.0.0.1),
-adapting to other channel counts and classes, and predicting from weights alone."""
+adapting to other channel counts and classes, and predicting from weights alone.
+
+The reference is the real torchvision (installed for the tests only, `make setup`; never imported by
+cnnlab): its resnet18, vgg11 and googlenet have exactly cnnlab's parameter names and shapes, and the same
+weights give the same logits; its state dicts are the files the loading tests read."""
 
 import hashlib
 import http.server
 import json
 import pickle
+import sys
 import threading
+import types
 from functools import partial
 
 import pytest
 import torch
+from conftest import require
 from PIL import Image
 
 from cnnlab.errors import CnnlabError
@@ -18,18 +25,83 @@ from cnnlab.models import weights as W
 from cnnlab.models.adapt import adapt_input_conv, imagenet_model, load_into
 
 IMAGENET_KW = {"num_classes": 1000, "in_channels": 3, "input_size": 224}
-
-
-def tv_state(name="resnet18", seed=0, **kw):
-    """A state dict in torchvision's exact format: cnnlab's own model (same names and shapes)."""
-    torch.manual_seed(seed)
-    model = get_model(name, **{**IMAGENET_KW, **kw}).eval()
-    return model, {k: v.clone() for k, v in model.state_dict().items()}
+# cnnlab's name -> torchvision's builder and its arguments (GoogLeNet: with the auxiliary heads, as the
+# published file is; init_weights=False skips its slow truncated-normal init, the weights are replaced)
+TORCHVISION = {
+    "resnet18": ("resnet18", {}),
+    "vgg11": ("vgg11", {}),
+    "googlenet-tv": ("googlenet", {"aux_logits": True, "init_weights": False}),
+}
 
 
 @pytest.fixture(scope="module")
-def resnet_tv():
-    return tv_state()
+def tvm():
+    """torchvision.models. Its compiled ops do not load on the CPU torch; an empty
+    `torchvision._meta_registrations` (the module that registers them) lets the pure-Python parts import."""
+    sys.modules.setdefault(
+        "torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations")
+    )
+    try:
+        import torchvision.models as tvm
+    except ImportError:
+        tvm = None
+    require(tvm is not None, "torchvision is not installed (`make setup` installs it for the tests)")
+    return tvm
+
+
+def torchvision_model(tvm, name: str, **kw):
+    builder, args = TORCHVISION[name]
+    return getattr(tvm, builder)(weights=None, **{**args, **kw})
+
+
+def random_state(reference: dict[str, torch.Tensor], dtype=torch.float64) -> dict[str, torch.Tensor]:
+    """Weights for `reference`'s names and shapes that keep activations of order 1 through a deep net:
+    He-scaled kernels, small biases, BatchNorm statistics away from the identity. Drawn in float32 (3x
+    faster for VGG's 132 M) and held in `dtype`."""
+    g = torch.Generator().manual_seed(0)
+
+    def randn(shape):
+        return torch.randn(shape, generator=g).to(dtype)
+
+    out = {}
+    for k, v in reference.items():
+        if k.endswith("num_batches_tracked"):
+            out[k] = torch.zeros((), dtype=torch.long)
+        elif k.endswith("running_var"):
+            out[k] = 0.5 + torch.rand(v.shape, generator=g).to(dtype)
+        elif v.dim() > 1:
+            out[k] = randn(v.shape) * (2 / v[0].numel()) ** 0.5
+        elif k.endswith("weight"):  # BatchNorm's scale
+            out[k] = 1 + 0.1 * randn(v.shape)
+        else:  # biases, BatchNorm's shift and running mean
+            out[k] = 0.1 * randn(v.shape)
+    return out
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_same_names_shapes_and_logits_as_torchvision(tvm, name):
+    """cnnlab's ImageNet form has torchvision's state dict (names, shapes, buffers), and the same weights
+    compute the same logits (float64, a 64 px input: every model ends in an adaptive pool)."""
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        reference, ours = torchvision_model(tvm, name), get_model(name, **IMAGENET_KW)
+    theirs = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == theirs
+    state = random_state(reference.state_dict())
+    reference.load_state_dict(state, assign=True)  # both use the same tensors
+    ours.load_state_dict(state, assign=True)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        expected, got = reference.eval()(x), ours.eval()(x)
+    assert expected.shape == (2, 1000) and expected.std() > 1e-3  # the check has something to compare
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def resnet_tv(tvm):
+    """torchvision's resnet18 (its own initialisation) and its state dict: what a torchvision file holds."""
+    torch.manual_seed(0)
+    model = torchvision_model(tvm, "resnet18").eval()
+    return model, {k: v.clone() for k, v in model.state_dict().items()}
 
 
 @pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
@@ -103,9 +175,9 @@ def test_mismatches_are_one_line_naming_them(resnet_tv):
         load_into(small, W.Weights(state, "f.pth"), [str(i) for i in range(10)], "resnet18")
 
 
-def test_googlenet_aux_heads_start_fresh_and_are_said_so():
-    _, state = tv_state("googlenet_tv", input_size=32, width=0.25)
-    model = get_model("googlenet_tv", num_classes=10, in_channels=1, input_size=32, width=0.25)
+def test_googlenet_aux_heads_start_fresh_and_are_said_so(tvm):
+    state = torchvision_model(tvm, "googlenet-tv").state_dict()  # with aux1/aux2, as the published file
+    model = get_model("googlenet_tv", num_classes=10, in_channels=1, input_size=224)
     w = W.Weights(state, "tv", W.imagenet_classes(), kind="imagenet")
     fresh, notes = load_into(model, w, [str(i) for i in range(10)], "googlenet_tv")
     assert any(k.startswith("aux1.") for k in fresh) and any("auxiliary heads" in n for n in notes)
@@ -222,12 +294,9 @@ def test_cli_pretrained_uses_torch_hub_copy(cli, tmp_path, resnet_tv):
 
 
 @pytest.mark.parametrize("size", [(300, 200), (225, 401), (256, 256)])
-def test_resize_crop_matches_torchvision_eval_transform(size):
-    import sys
-    import types
+def test_resize_crop_matches_torchvision_eval_transform(tvm, size):
+    import torchvision.transforms as tv
 
-    sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("x"))
-    tv = pytest.importorskip("torchvision.transforms")
     from cnnlab.prediction import resize_crop
 
     img = Image.fromarray(torch.randint(0, 256, (size[1], size[0], 3), dtype=torch.uint8).numpy())

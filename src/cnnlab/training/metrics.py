@@ -20,7 +20,7 @@ METRICS = [
 
 def save_config(out: Path, cfg) -> None:
     """The run's settings as config.json (for people: resuming reads the resume state, not this)."""
-    from cnnlab.checkpoint import atomic_write_text
+    from cnnlab.core.files import atomic_write_text
 
     atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
 

@@ -291,22 +291,34 @@
     box.append(sumLine("detail-activation", t("server_value"), x.output));
   }
 
+  function renderMap(x, box) {
+    // a block (residual, Inception), or a layer with no step-by-step view: the map it produced
+    box.append(el("p", "", x.note ?? t("map_explain", { name: x.name, type: x.type })));
+    if (isMap(x.output)) box.append(heat(x.output));
+  }
+
+  // The views, by the `kind` of the answer of /api/detail (cnnlab/inside/detail.py makes one per kind):
+  // a new view is a render function and one line here (docs/extending.md, "Adding a page view").
+  const VIEWS = {
+    conv: renderConv,
+    maxpool: renderPool,
+    avgpool: renderPool,
+    relu: renderBeforeAfter,
+    batchnorm: renderBeforeAfter,
+    "before-after": renderBeforeAfter,
+    flatten: renderFlatten,
+    softmax: renderSoftmax,
+    linear: renderLinear,
+    map: renderMap,
+  };
+
   function render() {
     const x = d.data, box = $("detail");
     const head = el("h3", "", `${x.name} · ${t(`kind_${x.kind}`) === `kind_${x.kind}` ? x.type : t(`kind_${x.kind}`)}`);
     const body = el("div");
     body.dataset.kind = x.kind;
     body.dataset.at = `${x.column}-${x.unit ?? 0}`;
-    if (x.kind === "conv") renderConv(x, body);
-    else if (x.kind === "maxpool" || x.kind === "avgpool") renderPool(x, body);
-    else if (x.kind === "relu" || x.kind === "before-after" || x.kind === "batchnorm") renderBeforeAfter(x, body);
-    else if (x.kind === "flatten") renderFlatten(x, body);
-    else if (x.kind === "softmax") renderSoftmax(x, body);
-    else if (x.kind === "linear") renderLinear(x, body);
-    else {
-      body.append(el("p", "", x.note ?? t("map_explain", { name: x.name, type: x.type })));
-      if (Array.isArray(x.output) && Array.isArray(x.output[0])) body.append(heat(x.output));
-    }
+    (VIEWS[x.kind] ?? renderMap)(x, body);
     box.replaceChildren(head, body);
   }
 
