@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cnnlab.data.files import shown
 from cnnlab.errors import CnnlabError
 
 MAX_PIXELS = 40_000_000  # refuse decompression bombs (a tiny PNG that unpacks to gigabytes)
@@ -252,12 +253,6 @@ def _predict_batch(model, meta, items, at: int, top: int, save_to) -> list[dict]
     if save_to is not None:
         save_inputs({save_to[i]: x for i, x in inputs.items()})
     return results
-
-
-def shown(name: str | None) -> str:
-    """A file name on one line: a newline or other control character in it is escaped (as repr does)."""
-    text = str(name)
-    return repr(text)[1:-1] if any(ch < " " or ch == "\x7f" for ch in text) else text
 
 
 def write_csv(path: str, results: list[dict]) -> None:
