@@ -59,6 +59,8 @@ def run(args) -> int:
 
 
 def print_result(result: dict) -> None:
+    from cnnlab.data.files import shown  # one line per file, whatever its name holds
+
     tta = ", with TTA" if result["tta"] else ""
     print(
         f"{result['dataset']} test: accuracy {result['accuracy']:.2%} ({result['correct']}/{result['total']} "
@@ -71,7 +73,7 @@ def print_result(result: dict) -> None:
         print(f"most confidently wrong ({len(result['worst'])}, least probability on the true class first):")
         for w in result["worst"]:
             print(
-                f"  {w['file']}: true {w['true']} ({w['true_probability']:.1%}), "
+                f"  {shown(w['file'])}: true {w['true']} ({w['true_probability']:.1%}), "
                 f"predicted {w['predicted']} ({w['probability']:.1%})"
             )
     if result.get("skipped"):

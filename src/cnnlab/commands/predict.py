@@ -33,6 +33,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     """The exit code is 2 when any file failed; the others are still predicted and printed."""
+    from cnnlab.data.files import shown  # one line per file, whatever its name holds
     from cnnlab.prediction import predict_records, write_csv
 
     checkpoint = args.checkpoint
@@ -64,9 +65,3 @@ def run(args) -> int:
     if failed and len(results) > 1:
         print(f"cnnlab: {failed} of {len(results)} files failed", file=sys.stderr)
     return 2 if failed else 0
-
-
-def shown(name: str | None) -> str:
-    """A file name on one line: a newline or other control character in it is escaped (as repr does)."""
-    text = str(name)
-    return repr(text)[1:-1] if any(ch < " " or ch == "\x7f" for ch in text) else text

@@ -8,6 +8,11 @@ leaves no half entry; two processes racing to write the same entry both end with
 Arrays are written incrementally through `numpy.lib.format.open_memmap`, so a dataset larger than RAM
 is cached (and later trained on) with bounded memory.
 
+`CNNLAB_NO_DECODE_CACHE=1` turns the cache off: nothing is read from it, and `writer()` then (or when the
+cache cannot be written: a read-only `CNNLAB_CACHE`, with one warning) builds the entry in a temporary
+folder that `load_written` maps and deletes at once (a mapped file outlives its name), so the same code
+decodes a larger-than-RAM folder with or without the cache.
+
     key = cache_key(files, {"image_size": 64})
     arrays = load(key)                      # {"train_x": memmap, ...} or None on a miss
     if arrays is None:
@@ -21,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,6 +37,7 @@ from cnnlab.errors import CnnlabError
 
 VERSION = 1  # bump when the layout of an entry changes: old entries are then simply never hit
 META = "meta.json"  # written last: an entry without it is incomplete
+_warned: list[str] = []  # the unwritable-cache warning, once per process
 
 
 def cache_root() -> Path:
@@ -54,12 +61,21 @@ def entry_path(key: str) -> Path:
     return cache_root() / key
 
 
+def disabled() -> bool:
+    """CNNLAB_NO_DECODE_CACHE is set: decode every time, keep nothing."""
+    return bool(os.environ.get("CNNLAB_NO_DECODE_CACHE"))
+
+
 def load(key: str, mmap: bool = True, mode: str = "r") -> dict[str, np.ndarray] | None:
-    """The arrays of a complete entry (read-only memory maps), with its meta under "meta"; None on a miss.
-    `mode="c"` maps copy-on-write: writable arrays whose changes stay in memory, never reach the file.
+    """The arrays of a complete entry (read-only memory maps), with its meta under "meta"; None on a miss
+    (always, when the cache is `disabled`). `mode="c"` maps copy-on-write: writable arrays whose changes
+    stay in memory, never reach the file.
 
     A damaged entry (unreadable meta or array) counts as a miss and is removed, so it is rebuilt."""
-    folder = entry_path(key)
+    return None if disabled() else _load(entry_path(key), mmap, mode)
+
+
+def _load(folder: Path, mmap: bool = True, mode: str = "r") -> dict[str, np.ndarray] | None:
     if not (folder / META).is_file():
         return None
     try:
@@ -75,13 +91,45 @@ def load(key: str, mmap: bool = True, mode: str = "r") -> dict[str, np.ndarray] 
     return arrays
 
 
+def writer(key: str) -> "Writer":
+    """A Writer of entry `key` into the cache; a temporary one (see the module docstring) when the cache is
+    off or cannot be written, the latter with one warning on stderr (as the built-in datasets, which then
+    decode without it)."""
+    if disabled():
+        return Writer(key, temporary=True)
+    try:
+        return Writer(key)
+    except CnnlabError as e:
+        if not _warned:
+            from cnnlab.i18n import _
+
+            _warned.append(str(e))
+            note = _("decoding without it (nothing is kept for the next start)")
+            print(_("cnnlab: warning: {message}", message=f"{e}; {note}"), file=sys.stderr)
+        return Writer(key, temporary=True)
+
+
+def load_written(w: "Writer") -> dict[str, np.ndarray]:
+    """The arrays of the entry `w` committed; a temporary entry is deleted once mapped (its maps stay valid:
+    a mapped file outlives its name)."""
+    hit = _load(w.final) if w.temporary else load(w.key)
+    if hit is None:
+        raise CnnlabError(f"cannot read the decode cache entry {w.final}")
+    if w.temporary:
+        shutil.rmtree(w.final, ignore_errors=True)
+    return hit
+
+
 class Writer:
     """Builds one entry in a temporary folder beside the cache; `commit` (or leaving the `with` block
-    without an exception) renames it into place. `meta` is a JSON-able dict stored with the arrays."""
+    without an exception) renames it into place. `meta` is a JSON-able dict stored with the arrays.
+    `temporary`: built in the system's temporary folder instead and left there (see `load_written`)."""
 
-    def __init__(self, key: str):
+    def __init__(self, key: str, temporary: bool = False):
         self.key = key
-        root = cache_root()
+        self.temporary = temporary
+        root = Path(tempfile.gettempdir()) if temporary else cache_root()
+        self.final = root / key
         try:
             root.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
@@ -109,6 +157,9 @@ class Writer:
             self._maps.clear()
             meta = {"version": VERSION, "arrays": self.names, "user": self.meta}
             (self.tmp / META).write_text(json.dumps(meta))
+            if self.temporary:
+                self.final = self.tmp
+                return self.tmp
             final = entry_path(self.key)
             try:
                 os.replace(self.tmp, final)  # atomic; fails if another process already made it

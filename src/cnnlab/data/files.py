@@ -3,15 +3,18 @@ glob patterns (`"photos/**/*.jpg"`, for shells that do not expand them or for th
 
 A file named on its own is always tried, whatever its name; inside a folder or a pattern's matches only
 image files count and hidden files and folders (`.DS_Store`, `.ipynb_checkpoints/`, AppleDouble `._x`),
-`__MACOSX/` and non-images (`notes.txt`) are skipped, exactly as when a folder is a dataset.
+`__MACOSX/` and non-images (`notes.txt`) are skipped, exactly as when a folder is a dataset (links too are
+followed as there: `walk.py`). `shown` writes a file name on one line wherever one line per file is
+printed or written (predict, eval's worst files, a folder run's skipped.txt and duplicates.txt).
 """
 
 import glob
 import os
 from pathlib import Path
 
-from cnnlab.data.folder import images_under, natural_key
+from cnnlab.data.folder import natural_key
 from cnnlab.data.images import is_image_name
+from cnnlab.data.walk import images_under
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -48,3 +51,10 @@ def _folder(folder: Path) -> list[str]:
 
 def _hidden(path: str) -> bool:
     return any(part.startswith(".") and part not in (".", "..") for part in Path(path).parts)
+
+
+def shown(name: object) -> str:
+    """A file name on one line: a newline, tab or other control character in it is escaped (as repr does),
+    so one-line-per-file output stays one line per file; other names are shown as they are."""
+    text = str(name)
+    return repr(text)[1:-1] if any(ch < " " or ch == "\x7f" for ch in text) else text

@@ -10,7 +10,8 @@ Layouts (checked in this order):
   every run and adding images does not move the old ones to another side.
 
 Hidden folders and files (`.ipynb_checkpoints/`, `.DS_Store`, AppleDouble `._x.jpg`) and `__MACOSX/`
-are never classes or images. Class order: sorted by name with numbers compared as numbers ("2"
+are never classes or images. Links are followed only while they stay inside the dataset (`walk.py`), and
+a file reached by two paths (through links) counts once, under its own path. Class order: sorted by name with numbers compared as numbers ("2"
 before "10"), digits spelt out in their own order (zero, one, ..., nine: not alphabetical, so a run on
 `0`..`9` and one on `zero`..`nine` agree); `--classes a,b,c` fixes the order or picks a subset. Whether the
 images are read as handwriting or photos is `spec.decide`. The decoding itself (parallel, cached,
@@ -26,11 +27,12 @@ from pathlib import Path
 
 from cnnlab.data.images import is_image_name
 from cnnlab.data.spec import CHOICES, digit_classes, digit_value
+from cnnlab.data.walk import SKIP_DIRS, dedupe, walk
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 
 SPLITS = ("train", "val", "test")
 SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-SKIP_DIRS = frozenset({"__MACOSX"})
 MARKER = "cnnlab.json"  # optional ROOT/cnnlab.json: {"orientation_sensitive": true, "preprocess": "digit"}
 DIGIT_SIZE = 28  # handwriting is read at MNIST's size unless --image-size says otherwise
 DEFAULT_PHOTO_SIZE = 64  # default --image-size for photos: big enough to see, small enough for a CPU
@@ -75,6 +77,7 @@ class Scan:
     ]  # split ("all" when not given) -> [(path relative to root, label)]
     given: bool  # the splits come from train/val/test folders
     marker: dict = field(default_factory=dict)  # ROOT/cnnlab.json, if any
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (path, why): links left, files met twice
 
 
 _DIGIT_RUNS = re.compile(r"(\d+)")
@@ -131,17 +134,6 @@ def _visible_dirs(folder: Path) -> list[Path]:
     return [d for d in entries if d.is_dir() and not d.name.startswith(".") and d.name not in SKIP_DIRS]
 
 
-def images_under(folder: Path, root: Path) -> list[str]:
-    """Image files anywhere below folder (hidden folders and files skipped), relative to root, sorted
-    (plain string order: a natural sort key per file would cost more than the rest of a warm start)."""
-    found = []
-    for here, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS]
-        prefix = os.path.relpath(here, root).replace(os.sep, "/") + "/"  # strings: Path per file is slow
-        found += [prefix + f for f in files if is_image_name(f)]
-    return sorted(found)
-
-
 def pick_classes(found: list[str], wanted: str, where: Path) -> list[str]:
     """Natural order of the class folders, or the --classes list (order and subset), checked."""
     names = sorted(found, key=natural_key)
@@ -166,6 +158,7 @@ def scan(root: Path, classes: str = "") -> Scan:
     by_split = {SPLIT_DIRS[d.name.lower()]: d for d in top if d.name.lower() in SPLIT_DIRS}
     given = "train" in by_split and len(by_split) > 1
     marker = _read_marker(root)
+    notes: list[tuple[str, str]] = []
     if given:
         class_dirs = {d.name for d in _visible_dirs(by_split["train"])}
         names = pick_classes(list(class_dirs), classes, by_split["train"])
@@ -175,7 +168,7 @@ def scan(root: Path, classes: str = "") -> Scan:
                 raise CnnlabError(
                     f"{folder}: class folder(s) {', '.join(sorted(extra))} not in {by_split['train']}"
                 )
-        files = {s: _class_files(by_split[s], names, root, required=(s == "train")) for s in by_split}
+        found = {s: _class_files(by_split[s], names, root, notes, s == "train") for s in by_split}
     else:
         if not top:
             raise CnnlabError(
@@ -183,23 +176,47 @@ def scan(root: Path, classes: str = "") -> Scan:
                 "or ROOT/train/<class>/ and ROOT/test/<class>/"
             )
         names = pick_classes([d.name for d in top], classes, root)
-        files = {"all": _class_files(root, names, root, required=True)}
+        found = {"all": _class_files(root, names, root, notes, True)}
+    files = _once(found, root, notes)
+    for split, folder in by_split.items() if given else [("all", root)]:
+        before, after = ({y for _p, y, *_r in v} for v in (found[split], files[split]))
+        for label in sorted(before - after):  # every file of the class was another class folder's
+            raise CnnlabError(
+                _("{folder}: its images are files of another class folder (reached through links)",
+                  folder=folder / names[label])
+            )  # fmt: skip
     if len(names) < 2:
         raise CnnlabError(
             f"{root}: found only {len(names)} class folder(s) ({', '.join(names)}); need two or more"
         )
-    return Scan(root, names, files, given, marker)
+    return Scan(root, names, files, given, marker, sorted(notes))
 
 
-def _class_files(folder: Path, names: list[str], root: Path, required: bool) -> list[tuple[str, int]]:
+def _class_files(
+    folder: Path, names: list[str], root: Path, notes: list, required: bool
+) -> list[tuple[str, int, str]]:
+    """(path relative to root, label, real path) of every image of every class folder in `folder`; the
+    first empty class folder is an error at once (`--dataset /etc` ends at its first folder)."""
     out = []
     for label, name in enumerate(names):
         sub = folder / name
-        found = images_under(sub, root) if sub.is_dir() else []
-        if not found and (required or sub.is_dir()):
+        found = walk(sub, root) if sub.is_dir() else None
+        if (found is None or not found.files) and (required or sub.is_dir()):
             raise CnnlabError(f"{sub}: no images in this class folder ({', '.join(sorted(EXT_HINT))})")
-        out += [(f, label) for f in found]
+        if found is not None:
+            out += [(rel, label, real) for rel, real in found.files]
+            notes += found.notes
     return out
+
+
+def _once(found: dict[str, list[tuple[str, int, str]]], root: Path, notes: list) -> dict[str, list]:
+    """Each real file once (by resolved path) over every class and split: a folder loop or a link to another
+    class folder must not put copies of one file into both train and test."""
+    order = [s for s in ("train", "val", "test", "all") if s in found]
+    kept, twice = dedupe([(rel, real) for s in order for rel, _y, real in found[s]], root)
+    notes += twice
+    keep = set(kept)
+    return {s: [(rel, y) for rel, y, _real in v if rel in keep] for s, v in found.items()}
 
 
 EXT_HINT = ("jpg", "png", "bmp", "gif", "webp", "tif", "ppm", "pgm")
@@ -223,19 +240,33 @@ def _rank(seed: int, path: str) -> str:
 
 
 def stratified_split(
-    files: list[tuple[str, int]], fractions: dict[str, float], seed: int
+    files: list[tuple[str, int]], fractions: dict[str, float], seed: int, together: dict | None = None
 ) -> dict[str, list[tuple[str, int]]]:
     """Split each class on its own: round(n * fraction) files to each held-out split, the rest to train
-    (at least one training image per class). Which files go where depends on a hash of (seed, path) only."""
+    (at least one training image per class). Which files go where depends on a hash of (seed, path) only.
+
+    `together` ({path: group}) names exact copies (the same bytes under several names): a group ranks as
+    its lowest-ranked member and is never cut by a split's boundary, so all copies land on one side. They
+    are moved rather than only reported because a test image whose copy was trained on measures memory,
+    not generalisation; a file without copies keeps its own rank, so a folder without duplicates splits as
+    it always did, and adding a file moves no other file's group unless the new file is a copy that ranks
+    below all of its group."""
     out: dict[str, list[tuple[str, int]]] = {"train": [], **{s: [] for s in fractions}}
     by_class: dict[int, list[str]] = {}
     for path, label in files:
         by_class.setdefault(label, []).append(path)
+    group = together or {}
     for label, paths in sorted(by_class.items()):
-        ranked = sorted(paths, key=lambda p: _rank(seed, p))
+        rank = {p: _rank(seed, p) for p in paths}
+        low: dict = {}
+        for p in paths:
+            if p in group:
+                low[group[p]] = min(low.get(group[p], rank[p]), rank[p])
+        ranked = sorted(paths, key=lambda p: (low[group[p]], p) if p in group else (rank[p], p))
         n, at = len(ranked), 0
         for split, frac in fractions.items():
             k = min(round(n * frac), max(n - 1 - at, 0))
+            k = _whole_groups(ranked, at, k, group)
             out[split] += [(p, label) for p in ranked[at : at + k]]
             at += k
         out["train"] += [(p, label) for p in ranked[at:]]
@@ -243,9 +274,27 @@ def stratified_split(
     return {s: sorted(v, key=lambda t: (t[1], place[t[0]])) for s, v in out.items()}
 
 
-def assign_splits(sc: Scan, opts: FolderOptions, keep) -> dict[str, list[tuple[str, int]]]:
+def _whole_groups(ranked: list[str], at: int, k: int, group: dict) -> int:
+    """k moved so that ranked[at : at + k] does not cut a group of copies in two: the whole group joins
+    the held-out split when a training image is still left, else stays in train."""
+    end, n = at + k, len(ranked)
+    g = group.get(ranked[end]) if 0 < k and end < n else None
+    if g is None or group.get(ranked[end - 1]) != g:
+        return k
+    start = end - 1
+    while end < n and group.get(ranked[end]) == g:
+        end += 1
+    while start > at and group.get(ranked[start - 1]) == g:
+        start -= 1
+    return end - at if end < n else start - at
+
+
+def assign_splits(
+    sc: Scan, opts: FolderOptions, keep, together: dict | None = None
+) -> dict[str, list[tuple[str, int]]]:
     """{"train", "val", "test"} file lists: the given folders, else (or for a missing one) a stratified
-    split. `keep(path)` drops files found unreadable before splitting."""
+    split. `keep(path)` drops files found unreadable before splitting; `together` ({path: group}): exact
+    copies that a split cnnlab makes keeps on one side (the user's own folders are never changed)."""
     for name, frac in (("--val-split", opts.val_split), ("--test-split", opts.test_split)):
         if not 0 <= frac < 1:
             raise CnnlabError(f"{name} must be in [0, 1), got {frac}")
@@ -254,7 +303,7 @@ def assign_splits(sc: Scan, opts: FolderOptions, keep) -> dict[str, list[tuple[s
     files = {s: [(p, y) for p, y in v if keep(p)] for s, v in sc.files.items()}
     if not sc.given:
         return stratified_split(
-            files["all"], {"test": opts.test_split, "val": opts.val_split}, opts.split_seed
+            files["all"], {"test": opts.test_split, "val": opts.val_split}, opts.split_seed, together
         )
     if "val" in files and opts.val_split:
         # the user's val/ folder is the validation set; a fraction would be silently ignored
@@ -263,15 +312,37 @@ def assign_splits(sc: Scan, opts: FolderOptions, keep) -> dict[str, list[tuple[s
             "set; drop --val-split"
         )
     carve = {s: f for s, f in (("test", opts.test_split), ("val", opts.val_split)) if s not in files}
-    out = stratified_split(files["train"], carve, opts.split_seed) if carve else {"train": files["train"]}
+    out = (
+        stratified_split(files["train"], carve, opts.split_seed, together)
+        if carve
+        else {"train": files["train"]}
+    )
     return {s: files.get(s, out.get(s, [])) if s != "train" else out["train"] for s in SPLITS}
+
+
+def no_test_images(sc: Scan, opts: FolderOptions, bad: set) -> str:
+    """Why a split left no test image, and what would give one."""
+    if sc.given and "test" in sc.files or not opts.test_split:
+        return f"{sc.root}: no test images; add ROOT/test/<class>/ or use --test-split > 0"
+    per_class: dict[int, int] = {}
+    for p, y in sc.files["train" if sc.given else "all"]:
+        per_class[y] = per_class.get(y, 0) + (p not in bad)
+    largest = max(per_class.values(), default=0)
+    fraction = next((f / 20 for f in range(1, 20) if round(largest * f / 20) >= 1 and largest > 1
+                     and f / 20 + opts.val_split < 1), None)  # fmt: skip
+    if fraction is None:
+        return _("{root}: no test images: every class has at most one readable image, which is kept for "
+                 "training; add images, or test images in ROOT/test/<class>/", root=sc.root)  # fmt: skip
+    return _("{root}: no test images: --test-split {split:g} rounds to no test image in any class (the "
+             "largest has {n} images); use --test-split {fraction:g} or more, or put test images in "
+             "ROOT/test/<class>/", root=sc.root, split=opts.test_split, n=largest, fraction=fraction)  # fmt: skip
 
 
 def class_table(classes: list[str], splits: dict[str, list[tuple[str, int]]]) -> tuple[str, list[str]]:
     """The per-class, per-split image counts as text, and warnings for small classes."""
     counts = {s: [0] * len(classes) for s in SPLITS}
     for s in SPLITS:
-        for _, y in splits.get(s, []):
+        for _path, y in splits.get(s, []):
             counts[s][y] += 1
     w = max(8, *(len(c) for c in classes)) + 2
     lines = ["class".ljust(w) + "".join(s.rjust(8) for s in SPLITS)]

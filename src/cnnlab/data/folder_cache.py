@@ -1,6 +1,7 @@
 """A folder dataset decoded once, in parallel, into the shared uint8 cache (`cache.py`), then memory-mapped.
 
-Two cached passes, each keyed by the files' paths, sizes and mtimes:
+Two cached passes, each keyed by the files' paths and contents (a digest of every file's bytes,
+`content.py`: an image changed in place is never served stale, whatever its size and mtime):
 
 1. inspect: every image is opened and fully decoded once up front (worker processes, progress bar);
    a corrupt or unreadable file is found here and skipped (or, with --strict, named in an error),
@@ -9,7 +10,9 @@ Two cached passes, each keyed by the files' paths, sizes and mtimes:
 2. decode: every kept image, resized to --image-size, is written straight into one memory-mapped
    N x C x S x S uint8 array (train rows, then val, then test), by the worker processes in chunks.
 
-A rerun with the same files and settings hits both entries and starts in a fraction of a second.
+A rerun with the same files and settings hits both entries and starts in a fraction of a second (reading
+and hashing the files' bytes is most of it). Without a cache (`CNNLAB_NO_DECODE_CACHE=1`, or one that
+cannot be written) both passes run every time, into temporary files (`cache.writer`).
 Training reads rows out of the memory map batch by batch, so a folder larger than RAM trains with
 bounded memory. Under DDP rank 0 builds the entries while the other ranks wait, then every rank maps
 the same files and reads only its own share of each batch.
@@ -27,24 +30,25 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.data import cache
+from cnnlab.data.content import copies, copy_groups, digest, digests
 from cnnlab.data.folder import (
     DIGIT_SIZE,
     SPLITS,
     FolderOptions,
+    Scan,
     assign_splits,
     choose_size,
-    class_table,
+    no_test_images,
     resolve_root,
     scan,
 )
+from cnnlab.data.folder_run import SKIPPED_FILE, SPLIT_FILE, report, write_run_files  # noqa: F401 (also here)
 from cnnlab.data.images import decode_chunk, inspect_chunk
 from cnnlab.data.spec import Reading, decide, reading_of
 from cnnlab.errors import CnnlabError
 
 CHUNK = 128  # images per task handed to a worker
 IN_PROCESS_BELOW = 400  # fewer images than this decode in this process: starting workers costs more
-SPLIT_FILE = "split.json"  # in the run folder: the exact files of each split, so `eval` reuses the test set
-SKIPPED_FILE = "skipped.txt"  # in the run folder: every unreadable file and why
 
 
 @dataclass
@@ -62,6 +66,11 @@ class FolderData:
     why: str = ""  # why they are read that way (cnnlab.data.spec.decide)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) unreadable or missing
     options: dict = field(default_factory=dict)  # the FolderOptions settings that made it
+    notes: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (path, why) links not followed, files met twice
+    copies: list = field(default_factory=list)  # [[(split, file), ...]] exact copies in more than one split
+    together: int = 0  # images with exact copies that the split cnnlab made kept on one side
 
     def part(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         start = sum(self.counts[s] for s in SPLITS[: SPLITS.index(split)])
@@ -105,25 +114,23 @@ def _run(fn, jobs: list[tuple], sizes: list[int], workers: int, progress: bool, 
     return results
 
 
-_STATS: dict[str, str] = {}  # relative path -> "size\0mtime" in the folder being loaded: one stat per file
+_DIGESTS: dict[
+    str, str
+] = {}  # relative path -> digest of its bytes in the folder being loaded: one read each
 
 
 def folder_key(root: Path, rels: list[str], settings: dict) -> str:
-    """Like `cache.cache_key` (every file's path, size and mtime, plus the settings), but resolving only
-    the root and stating each file once per call of `load_folder`: 20,000 `Path.resolve` calls would cost
-    a second on every start."""
-    h = hashlib.sha256(f"cnnlab-cache-v{cache.VERSION}-folder\0{root.resolve()}".encode())
+    """A hash of every file's path and content (`content.digest`; an unreadable file by why it failed, so
+    it is tried again once readable), plus the settings. Each file is read once per call of `load_folder`
+    (`_DIGESTS`); only the root is resolved (20,000 `Path.resolve` calls would cost a second a start)."""
+    h = hashlib.sha256(f"cnnlab-cache-v{cache.VERSION}-folder-content\0{root.resolve()}".encode())
     base = str(root) + os.sep
     parts = []
     for r in rels:
-        stamp = _STATS.get(r)
-        if stamp is None:
-            try:
-                st = os.stat(base + r)
-            except OSError as e:
-                raise CnnlabError(f"{base + r}: cannot read ({e.strerror or e})") from None
-            stamp = _STATS[r] = f"{st.st_size}\0{st.st_mtime_ns}"
-        parts.append(f"{r}\0{stamp}\n")
+        found = _DIGESTS.get(r)
+        if found is None:
+            found = _DIGESTS[r] = digest(base + r)
+        parts.append(f"{r}\0{found}\n")
     h.update("".join(parts).encode())
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()[:32]
@@ -140,14 +147,13 @@ def inspect_all(root: Path, rels: list[str], workers: int, progress: bool) -> di
         found = _run(inspect_chunk, [(c,) for c in chunks], [len(c) for c in chunks],
                      _workers(workers, len(paths)), progress, "checking images")  # fmt: skip
         flat = [r for part in found for r in part]
-        with cache.Writer(key) as w:
+        with cache.writer(key) as w:
             w.put("grey", np.array([i.grey for i, _ in flat], dtype=np.uint8))
             w.put("short", np.array([i.short for i, _ in flat], dtype=np.int32))
             w.put("near", np.array([i.near_grey for i, _ in flat], dtype=np.uint8))
             w.put("look", np.array([i.digit_look for i, _ in flat], dtype=np.uint8))
-            w.meta["errors"] = {str(k): e for k, (_, e) in enumerate(flat) if e}
-        hit = cache.load(key)
-        assert hit is not None
+            w.meta["errors"] = {str(k): e for k, (_info, e) in enumerate(flat) if e}
+        hit = cache.load_written(w)
     errors = hit["meta"].get("errors", {})
     grey, short, near, look = hit["grey"], hit["short"], hit["near"], hit["look"]
     return {
@@ -166,13 +172,13 @@ def decode_all(
     settings = {"pass": "decode", "size": size, "channels": channels, "order": order}
     if digit:
         settings["digit"] = True  # only when set: the photo entries of earlier runs keep their keys
-    key = folder_key(root, [p for _, p, _ in ordered], settings)
+    key = folder_key(root, [p for _s, p, _y in ordered], settings)
     hit = cache.load(key)
     if hit is not None:
         return key, hit
     n = len(ordered)
-    paths = [os.path.join(root, p) for _, p, _ in ordered]
-    with cache.Writer(key) as w:
+    paths = [os.path.join(root, p) for _s, p, _y in ordered]
+    with cache.writer(key) as w:
         x = w.array("x", (n, channels, size, size), np.uint8)
         npy = str(w.tmp / "x.npy")
         starts = list(range(0, n, CHUNK))
@@ -196,9 +202,7 @@ def decode_all(
             failed=[[ordered[i][1], why] for i, why in sorted(failed.items())],
             stats=channel_stats(x[: counts["train"]]),
         )
-    hit = cache.load(key)
-    assert hit is not None
-    return key, hit
+    return key, cache.load_written(w)
 
 
 def channel_stats(x: np.ndarray, budget: int = 2**22) -> list[list[float]]:
@@ -261,9 +265,11 @@ def read_as(
 def load_folder(name: str, data_dir: str | None, opts: FolderOptions, log=None, progress=False) -> FolderData:
     """Scan, check, split and decode a folder dataset (both passes cached); `log` gets the report."""
     root = resolve_root(name, data_dir)
-    _STATS.clear()  # files may have changed since the last load in this process
     sc = scan(root, opts.classes)
-    rels = sorted(p for files in sc.files.values() for p, _ in files)
+    rels = sorted(p for files in sc.files.values() for p, _y in files)
+    _DIGESTS.clear()  # files may have changed since the last load in this process
+    _DIGESTS.update(digests(str(root), rels))
+    together = copy_groups(_DIGESTS)
     how = "given by folders" if sc.given else f"made by cnnlab (stratified, seed {opts.split_seed})"
     # a rerun with the same files and options: one cached manifest names the decoded entry directly
     manifest = folder_key(root, rels, {"pass": "manifest", **opts.settings(), "found": sc.classes})
@@ -274,9 +280,7 @@ def load_folder(name: str, data_dir: str | None, opts: FolderOptions, log=None, 
         if arrays is not None:
             bad = [tuple(b) for b in m["bad"]]
             fd = _assemble(root, sc.classes, arrays, m["settings"], Reading(*m["reading"]), bad)
-            if log is not None:
-                report(fd, log, how)
-            return fd
+            return _described(fd, sc, together, log, how)
     info = inspect_all(root, rels, opts.decode_workers, progress)
     bad = sorted((r, v[2]) for r, v in info.items() if v[2])
     if bad and opts.strict:
@@ -284,11 +288,11 @@ def load_folder(name: str, data_dir: str | None, opts: FolderOptions, log=None, 
         raise CnnlabError(
             f"{len(bad)} unreadable image(s) (--strict): {shown}" + (" ..." if len(bad) > 3 else "")
         )
-    bad_set = {r for r, _ in bad}
-    splits = assign_splits(sc, opts, keep=lambda p: p not in bad_set)
+    bad_set = {r for r, _why in bad}
+    splits = assign_splits(sc, opts, keep=lambda p: p not in bad_set, together=together)
     if not splits["test"]:
-        raise CnnlabError(f"{root}: no test images; add ROOT/test/<class>/ or use --test-split > 0")
-    kept = [p for s in SPLITS for p, _ in splits[s]]
+        raise CnnlabError(no_test_images(sc, opts, bad_set))
+    kept = [p for s in SPLITS for p, _y in splits[s]]
     reading, channels, size = read_as(sc.classes, info, kept, opts, sc.marker)
     if channels not in (1, 3):
         raise CnnlabError(f"--channels must be 1 or 3, got {channels}")
@@ -297,30 +301,25 @@ def load_folder(name: str, data_dir: str | None, opts: FolderOptions, log=None, 
     digit = reading.preprocess == "digit"
     key, arrays = decode_all(root, splits, size, channels, opts.decode_workers, progress, digit)
     settings = {**opts.settings(), "image_size": size, "channels": channels, "preprocess": reading.preprocess}
-    with cache.Writer(manifest) as w:
-        w.meta.update(decode=key, bad=bad, settings=settings, reading=list(reading.__dict__.values()))
+    if not cache.disabled():
+        try:
+            with cache.Writer(manifest) as w:
+                w.meta.update(decode=key, bad=bad, settings=settings, reading=list(reading.__dict__.values()))
+        except CnnlabError:
+            pass  # an unwritable cache was said once already (`cache.writer`); the next start decodes again
     fd = _assemble(root, sc.classes, arrays, settings, reading, bad)
+    return _described(fd, sc, together, log, how)
+
+
+def _described(fd: FolderData, sc: Scan, together: dict, log, how: str) -> FolderData:
+    """fd with what the walk left out, the exact copies across its splits and those kept together; logged."""
+    fd.notes = list(sc.notes)
+    fd.copies = copies({s: [(p, 0) for p in fd.files[s]] for s in SPLITS}, _DIGESTS)
+    made = not sc.given or "test" not in sc.files  # cnnlab chose the test images (not the user's folders)
+    fd.together = sum(p in together for s in SPLITS for p in fd.files[s]) if made else 0
     if log is not None:
         report(fd, log, how)
     return fd
-
-
-def report(fd: FolderData, log, how: str) -> None:
-    rows = {s: [(p, 0) for p in fd.files[s]] for s in SPLITS}
-    start = 0
-    for s in SPLITS:  # real labels for the table
-        rows[s] = [(p, int(y)) for p, y in zip(fd.files[s], fd.y[start : start + fd.counts[s]])]
-        start += fd.counts[s]
-    table, warnings = class_table(fd.classes, rows)
-    c, s = fd.x.shape[1], fd.x.shape[2]
-    kind = "handwriting" if fd.preprocess == "digit" else "photos"
-    log(f"folder {fd.root}: {len(fd.classes)} classes, {c}x{s}x{s} images, split {how}")
-    log(f"images read as {kind}: {fd.why}")
-    log(table)
-    for w in warnings:
-        log(w)
-    if fd.skipped:
-        log(f"skipped {len(fd.skipped)} unreadable file(s), e.g. {fd.skipped[0][0]}: {fd.skipped[0][1]}")
 
 
 def load_saved(meta: dict, run_dir: Path | None, data_dir: str | None = None, progress=False) -> FolderData:
@@ -328,7 +327,7 @@ def load_saved(meta: dict, run_dir: Path | None, data_dir: str | None = None, pr
     at the folder if it moved. Without split.json the split is recomputed from the saved settings."""
     saved = meta["folder"]
     root = Path(data_dir or saved["root"]).expanduser().resolve()
-    _STATS.clear()
+    _DIGESTS.clear()  # the files may have changed since training: the test images are read afresh
     c, size = meta["input_shape"][0], meta["input_shape"][1]
     split_path = run_dir / SPLIT_FILE if run_dir is not None else None
     if split_path is not None and split_path.is_file():
@@ -342,21 +341,23 @@ def load_saved(meta: dict, run_dir: Path | None, data_dir: str | None = None, pr
             **{k: v for k, v in saved["options"].items() if k in FolderOptions.__annotations__}
         )
         sc = scan(root, ",".join(meta["classes"]))
-        info = inspect_all(root, [p for v in sc.files.values() for p, _ in v], 0, progress)
-        splits = assign_splits(sc, opts, keep=lambda p: not info[p][2])
+        rels = sorted(p for v in sc.files.values() for p, _y in v)
+        _DIGESTS.update(digests(str(root), rels))
+        info = inspect_all(root, rels, 0, progress)
+        splits = assign_splits(sc, opts, keep=lambda p: not info[p][2], together=copy_groups(_DIGESTS))
     reading = reading_of(meta)
     missing = [
         (p, "missing (it was there in training)")
         for s in SPLITS
-        for p, _ in splits[s]
+        for p, _y in splits[s]
         if not (root / p).is_file()
     ]
-    gone = {p for p, _ in missing}
+    gone = {p for p, _why in missing}
     splits = {s: [(p, y) for p, y in v if p not in gone] for s, v in splits.items()}
     if not splits["test"]:
         raise CnnlabError(f"{root}: none of the run's test images are there (moved? pass --data-dir)")
     digit = reading.preprocess == "digit"
-    _, arrays = decode_all(root, splits, size, c, 0, progress, digit)
+    _key, arrays = decode_all(root, splits, size, c, 0, progress, digit)
     return _assemble(root, list(meta["classes"]), arrays, saved["options"], reading, missing)
 
 
@@ -380,16 +381,3 @@ def once_first_rank(fn):
     if error[0] is not None:
         raise CnnlabError(error[0])
     return result if dist.get_rank() == 0 else fn(False)
-
-
-def write_run_files(out: Path, fd: FolderData) -> None:
-    """split.json (every split's files and labels) and skipped.txt into the run folder."""
-    from cnnlab.core.files import atomic_write_text
-
-    start, split = 0, {"root": str(fd.root), "classes": fd.classes, "options": fd.options}
-    for s in SPLITS:
-        split[s] = [[p, int(y)] for p, y in zip(fd.files[s], fd.y[start : start + fd.counts[s]])]
-        start += fd.counts[s]
-    atomic_write_text(out / SPLIT_FILE, json.dumps(split) + "\n")
-    lines = [f"{fd.root / p}\t{why}" for p, why in fd.skipped]
-    atomic_write_text(out / SKIPPED_FILE, "".join(line + "\n" for line in lines))

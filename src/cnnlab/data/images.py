@@ -13,17 +13,25 @@ light ink on dark, cropped to the ink, scaled into a 20/28 box, centred by its c
 function prepares a drawing or photo of a digit for `predict` and `serve`, so training and prediction
 see one thing.
 
+Only regular files are opened (`open_regular`): a FIFO named `x.png` would block a plain open forever and a
+device would never end; they fail like any unreadable file, and are skipped and listed.
+
 `inspect` opens one file fully (a truncated or corrupt file fails here, not in epoch 3) and tells
 whether it is greyscale, how big it is and whether it looks like handwriting. All of it runs in worker
 processes: no torch here.
 """
 
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cnnlab.i18n import N_, _
 
 MAX_PIXELS = 40_000_000  # refuse decompression bombs (a tiny file that unpacks to gigabytes)
 EXTENSIONS = frozenset(
@@ -31,6 +39,9 @@ EXTENSIONS = frozenset(
 )  # fmt: skip
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "La", "RGBa"})
+# reasons kept in English in the inspect pass's cache and translated where they are shown (`_(why)`)
+NOT_REGULAR = N_("not a regular file (a FIFO, socket or device)")
+A_FOLDER = N_("a folder, not a file")
 
 
 class BadImage(Exception):
@@ -51,13 +62,42 @@ def is_image_name(name: str) -> bool:
     return not name.startswith(".") and dot > 0 and name[dot:].lower() in EXTENSIONS
 
 
+def open_regular(path: str | Path) -> BinaryIO:
+    """`path` opened for reading when it is a regular file (after links); else BadImage saying why.
+
+    Opened with O_NONBLOCK and checked with fstat on the open descriptor: a FIFO's plain open waits for a
+    writer forever, a device never ends, and a file swapped for one between a check and the open is
+    caught all the same. A looping link fails here too ("Too many levels of symbolic links")."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise BadImage("no such file") from None
+    except OSError as e:
+        raise BadImage(_("cannot open ({reason})", reason=e.strerror or str(e))) from None
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as e:
+        os.close(fd)
+        raise BadImage(_("cannot open ({reason})", reason=e.strerror or str(e))) from None
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise BadImage(A_FOLDER if stat.S_ISDIR(mode) else NOT_REGULAR)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def open_file(path: str | Path, size: int = 0) -> Image.Image:
     """Open and fully decode one image, EXIF rotation applied; `size` > 0 lets a large JPEG decode at a
     reduced scale that still leaves its shorter side >= size. Raises BadImage."""
+    with open_regular(path) as f:
+        return _open(f, size)
+
+
+def _open(f: BinaryIO, size: int) -> Image.Image:
     try:
         with warnings.catch_warnings():  # Pillow's warnings (odd EXIF, palette transparency) are noise here
             warnings.simplefilter("ignore")
-            img = Image.open(path)
+            img = Image.open(f)
             if img.width * img.height > MAX_PIXELS:
                 raise BadImage(f"too large ({img.width}x{img.height}, over {MAX_PIXELS:,} pixels)")
             if size and img.format == "JPEG" and img.mode in ("RGB", "L"):

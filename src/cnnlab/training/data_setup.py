@@ -55,7 +55,7 @@ def extra_meta(data: Dataset) -> dict:
     meta: dict = {}
     fd = data.source
     if fd is not None:
-        from cnnlab.data.folder_cache import SPLIT_FILE
+        from cnnlab.data.folder_run import SPLIT_FILE
 
         meta["folder"] = {
             "root": str(fd.root),
@@ -69,8 +69,8 @@ def extra_meta(data: Dataset) -> dict:
 def save_run_files(out: Path, data: Dataset, log) -> None:
     if data.source is None:
         return
-    from cnnlab.data.folder_cache import SKIPPED_FILE, write_run_files
+    from cnnlab.data.folder_run import run_files_note, write_run_files
 
     write_run_files(out, data.source)
-    if data.source.skipped:
-        log(f"{len(data.source.skipped)} file(s) skipped; list in {out / SKIPPED_FILE}")
+    for line in run_files_note(out, data.source):
+        log(line)

@@ -17,6 +17,7 @@ import torch.nn as nn
 from cnnlab.data import Dataset
 from cnnlab.data.spec import DataSpec
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.data_setup import extra_meta, folder_splits, is_folder, load_run_data
 from cnnlab.training.finetune import init_from_weights, limit_test, per_class_subset, wants_weights
@@ -117,15 +118,43 @@ def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
     from cnnlab.inside.summary import check_input
     from cnnlab.models import get_model, model_facts
 
-    c, h, _ = data.shape
+    c, h, _w = data.shape
     extra = {} if cfg.aux or not model_facts(cfg.model).aux_heads else {"aux_logits": False}
     kwargs = dict(num_classes=len(data.classes), in_channels=c, input_size=h, width=cfg.width, **extra)
-    model = get_model(cfg.model, **kwargs)
+    try:
+        model = get_model(cfg.model, **kwargs)
+        check_input(model, (c, h, h))  # names the layer where a too-small input would shrink to zero
+    except CnnlabError as e:
+        least = smallest_input(cfg.model, kwargs, c, h + 1) if is_folder(cfg) and h < 256 else None
+        if least is None:
+            raise
+        hint = _("the images are read at {size}x{size}: pass --image-size {least} or more (the smallest input "
+                 "{model} takes)", size=h, least=least, model=cfg.model)  # fmt: skip
+        raise CnnlabError(f"{e}; {hint}") from None
     model.cnnlab_kwargs = kwargs  # saved in checkpoints so `load_checkpoint` can rebuild it
-    check_input(model, (c, h, h))  # names the layer where a too-small input would shrink to zero
     if wants_weights(cfg):  # --pretrained / --weights: new classifier, adapted first conv, rest strict
         model.cnnlab_weights = init_from_weights(model, cfg, data)
     return model
+
+
+def smallest_input(name: str, kwargs: dict, channels: int, start: int) -> int | None:
+    """The smallest square input size from `start` up to 8 x `start` that model `name` takes, or None;
+    models are built on the meta device (no memory, no arithmetic: a few milliseconds each)."""
+    from cnnlab.inside.summary import check_input
+    from cnnlab.models import get_model, list_models
+
+    if name not in list_models():
+        return None
+    for size in range(start, min(8 * start, 1024) + 1):
+        try:
+            with torch.device("meta"):
+                check_input(get_model(name, **{**kwargs, "input_size": size}), (channels, size, size))
+            return size
+        except CnnlabError:
+            continue
+        except Exception:  # a model that cannot be built on the meta device: no hint rather than a wrong one
+            return None
+    return None
 
 
 def checkpoint_meta(cfg: TrainConfig, model: nn.Module, data: Dataset, precision: str) -> dict:
