@@ -28,6 +28,7 @@ from cnnlab.core.files import (  # noqa: F401  (re-exported: cnnlab.checkpoint.o
     write_error,
 )
 from cnnlab.errors import EXIT_BAD_CHECKPOINT, EXIT_UNSAFE_CHECKPOINT, CnnlabError
+from cnnlab.i18n import _
 
 FORMAT = "cnnlab-checkpoint/1"
 
@@ -59,13 +60,15 @@ def resolve(path: str | Path) -> Path:
         for name in ("best.safetensors", "last.safetensors"):
             if (p / name).is_file():
                 return p / name
-        raise CnnlabError(f"{p}: no checkpoint (best.safetensors or last.safetensors) in this folder")
+        raise CnnlabError(
+            _("{path}: no checkpoint (best.safetensors or last.safetensors) in this folder", path=p)
+        )
     if p.suffix == ".json":
         if not p.is_file():
-            raise CnnlabError(f"checkpoint {path} does not exist")
+            raise CnnlabError(_("checkpoint {path} does not exist", path=path))
         p = p.with_suffix(".safetensors")  # the weights; the metadata is read from the .json itself
     if not p.is_file():
-        raise CnnlabError(f"checkpoint {path} does not exist")  # a wrong path: usage error (2)
+        raise CnnlabError(_("checkpoint {path} does not exist", path=path))  # a wrong path: usage error (2)
     return p
 
 
@@ -77,11 +80,13 @@ def read_meta(path: Path) -> dict:
             header = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise CnnlabError(
-            f"{path}: not a readable safetensors checkpoint, truncated or corrupt ({e})", EXIT_BAD_CHECKPOINT
-        ) from None
+            _("{path}: not a readable safetensors checkpoint, truncated or corrupt ({detail})", path=path,
+              detail=e), EXIT_BAD_CHECKPOINT,
+        ) from None  # fmt: skip
     if "cnnlab" not in header:
         raise CnnlabError(
-            f"{path}: safetensors file without cnnlab metadata (not a cnnlab checkpoint)", EXIT_BAD_CHECKPOINT
+            _("{path}: safetensors file without cnnlab metadata (not a cnnlab checkpoint)", path=path),
+            EXIT_BAD_CHECKPOINT,
         )
     return parse_meta(header["cnnlab"], path)
 
@@ -96,19 +101,21 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[nn.Mod
         state = load_state(p)
         if not isinstance(state, dict) or not isinstance(state.get("meta"), dict) or "model" not in state:
             raise CnnlabError(
-                f"{p}: not a cnnlab checkpoint (expected a dict with 'meta' and 'model', "
-                "as in a run's state.pt)",
+                _("{path}: not a cnnlab checkpoint (expected a dict with 'meta' and 'model', as in a run's "
+                  "state.pt)", path=p),
                 EXIT_BAD_CHECKPOINT,
-            )
+            )  # fmt: skip
         meta, weights = validate_meta(state["meta"], p), state["model"]
     else:
         meta = read_sidecar(Path(path)) if Path(path).suffix == ".json" else read_meta(p)
         try:
             weights = load_file(str(p), device=map_location)
         except (SafetensorError, OSError) as e:
-            raise CnnlabError(f"{p}: corrupt or truncated checkpoint ({e})", EXIT_BAD_CHECKPOINT) from None
+            raise CnnlabError(
+                _("{path}: corrupt or truncated checkpoint ({detail})", path=p, detail=e), EXIT_BAD_CHECKPOINT
+            ) from None
     model = build_from_meta(meta, p)
-    load_weights(model, weights, p, f"weights do not match model {meta['model']!r}")
+    load_weights(model, weights, p, _("weights do not match model {model}", model=repr(meta["model"])))
     if map_location == "cpu":
         # set once here, never inside predict_logits (a shared model must not change under its callers):
         # oneDNN's NHWC convolutions gave 2.4x the images per CPU-second on fastnet (see BENCHMARKS.md)
@@ -120,8 +127,9 @@ def load_weights(model: nn.Module, state: dict, source, what: str) -> None:
     """load_state_dict after `check_tensors`; a mismatch is one short line (`mismatch`)."""
     if not isinstance(state, dict):
         raise CnnlabError(
-            f"{source}: {what}: the weights are a {type(state).__name__}, not a dict", EXIT_BAD_CHECKPOINT
-        )
+            _("{source}: {what}: the weights are a {kind}, not a dict", source=source, what=what,
+              kind=type(state).__name__), EXIT_BAD_CHECKPOINT,
+        )  # fmt: skip
     own = model.state_dict()
     check_tensors(state, source, own)
     problem = mismatch(own, state)
@@ -142,17 +150,18 @@ def check_tensors(state: dict, source, own: dict | None = None) -> None:
     for name, t in state.items():
         if not isinstance(t, torch.Tensor):
             raise CnnlabError(
-                f"{source}: {name!r} is a {type(t).__name__}, not a tensor", EXIT_BAD_CHECKPOINT
-            )
+                _("{source}: {name} is a {kind}, not a tensor", source=source, name=repr(name),
+                  kind=type(t).__name__), EXIT_BAD_CHECKPOINT,
+            )  # fmt: skip
         floating = own[name].is_floating_point() if own is not None and name in own else None
         if floating is None:
             floating = not name.endswith("num_batches_tracked")
         if floating and not t.is_floating_point():
             raise CnnlabError(
-                f"{source}: tensor {name!r} is {str(t.dtype).removeprefix('torch.')}, not floating point: "
-                "not weights this model can use",
+                _("{source}: tensor {name} is {dtype}, not floating point: not weights this model can use",
+                  source=source, name=repr(name), dtype=str(t.dtype).removeprefix("torch.")),
                 EXIT_BAD_CHECKPOINT,
-            )
+            )  # fmt: skip
         # min and max carry a NaN or an inf: one pass with no tensor-sized temporary (isfinite() makes one)
         if (
             t.is_floating_point()
@@ -161,9 +170,10 @@ def check_tensors(state: dict, source, own: dict | None = None) -> None:
         ):
             bad = int((~torch.isfinite(t)).sum())
             raise CnnlabError(
-                f"{source}: tensor {name!r} holds {bad} NaN/inf value(s) of {t.numel()}: damaged weights",
+                _("{source}: tensor {name} holds {bad} NaN/inf value(s) of {n}: damaged weights", source=source,
+                  name=repr(name), bad=bad, n=t.numel()),
                 EXIT_BAD_CHECKPOINT,
-            )
+            )  # fmt: skip
 
 
 def mismatch(own: dict, state: dict, show: int = 3) -> str:
@@ -176,15 +186,19 @@ def mismatch(own: dict, state: dict, show: int = 3) -> str:
     parts = []
     if shapes:
         shown = ", ".join(f"{k} {_shape(state[k])} vs {_shape(own[k])}" for k in shapes[:show])
-        parts.append(f"{len(shapes)} shape mismatch(es) (file vs model), e.g. {shown}")
-    for keys, what in ((missing, "missing from the file"), (extra, "not in the model")):
-        if keys:
-            parts.append(f"{len(keys)} name(s) {what}, e.g. {', '.join(keys[:show])}")
+        parts.append(_("{n} shape mismatch(es) (file vs model), e.g. {shown}", n=len(shapes), shown=shown))
+    if missing:
+        parts.append(_("{n} name(s) missing from the file, e.g. {names}", n=len(missing),
+                       names=", ".join(missing[:show])))  # fmt: skip
+    if extra:
+        parts.append(
+            _("{n} name(s) not in the model, e.g. {names}", n=len(extra), names=", ".join(extra[:show]))
+        )
     return "; ".join(parts)
 
 
 def _shape(t: torch.Tensor) -> str:
-    return "x".join(map(str, t.shape)) or "scalar"
+    return "x".join(map(str, t.shape)) or _("scalar")
 
 
 def load_state(path: Path) -> dict:
@@ -195,18 +209,23 @@ def load_state(path: Path) -> dict:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise CnnlabError(f"{path} does not exist") from None
+        raise CnnlabError(_("{path} does not exist", path=path)) from None
     except pickle.UnpicklingError as e:
         if "Weights only load failed" in str(e):
             raise CnnlabError(
-                f"{path}: refused to load: {_unsafe_reason(str(e))}; it could run code when unpickled, "
-                "and cnnlab only loads tensors and plain data (torch.load weights_only=True)",
+                _("{path}: refused to load: {reason}; it could run code when unpickled, and cnnlab only loads "
+                  "tensors and plain data (torch.load weights_only=True)", path=path,
+                  reason=_unsafe_reason(str(e))),
                 EXIT_UNSAFE_CHECKPOINT,
-            ) from None
-        raise CnnlabError(f"{path}: truncated or corrupt ({e})", EXIT_BAD_CHECKPOINT) from None
+            ) from None  # fmt: skip
+        raise CnnlabError(
+            _("{path}: truncated or corrupt ({detail})", path=path, detail=e), EXIT_BAD_CHECKPOINT
+        ) from None
     except Exception as e:  # RuntimeError/EOFError for truncation, zip errors for corruption
         first = str(e).strip().split(". ")[0].splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CnnlabError(f"{path}: truncated or corrupt ({first})", EXIT_BAD_CHECKPOINT) from None
+        raise CnnlabError(
+            _("{path}: truncated or corrupt ({detail})", path=path, detail=first), EXIT_BAD_CHECKPOINT
+        ) from None
 
 
 def _unsafe_reason(message: str) -> str:
@@ -215,7 +234,7 @@ def _unsafe_reason(message: str) -> str:
         low = line.lower()
         if "global" in low or "unsupported" in low:
             return line.strip().rstrip(".")
-    return "objects outside torch's weights-only allow-list"
+    return _("objects outside torch's weights-only allow-list")
 
 
 def as_loaded(checkpoint: "str | Path | tuple[nn.Module, dict]") -> tuple[nn.Module, dict]:

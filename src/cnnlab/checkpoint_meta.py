@@ -10,12 +10,17 @@ import json
 from pathlib import Path
 
 from cnnlab.errors import EXIT_BAD_CHECKPOINT, CnnlabError
+from cnnlab.i18n import _
 
 REQUIRED = ("model", "model_kwargs", "dataset", "classes", "mean", "std", "input_shape")
 
 
 def bad(path, field: str, why: str) -> CnnlabError:
-    return CnnlabError(f"{path}: checkpoint metadata field {field!r} {why}", EXIT_BAD_CHECKPOINT)
+    """`why`: what is wrong with the field, a predicate already in the current language ("is missing")."""
+    return CnnlabError(
+        _("{path}: checkpoint metadata field {field} {why}", path=path, field=repr(field), why=why),
+        EXIT_BAD_CHECKPOINT,
+    )
 
 
 def parse_meta(text: str, path) -> dict:
@@ -24,11 +29,13 @@ def parse_meta(text: str, path) -> dict:
         meta = json.loads(text)
     except RecursionError:  # brackets nested thousands deep: json's parser recurses per level
         raise CnnlabError(
-            f"{path}: checkpoint metadata is not valid JSON (nested too deep)", EXIT_BAD_CHECKPOINT
+            _("{path}: checkpoint metadata is not valid JSON (nested too deep)", path=path),
+            EXIT_BAD_CHECKPOINT,
         ) from None
     except ValueError as e:
         raise CnnlabError(
-            f"{path}: checkpoint metadata is not valid JSON ({e})", EXIT_BAD_CHECKPOINT
+            _("{path}: checkpoint metadata is not valid JSON ({detail})", path=path, detail=e),
+            EXIT_BAD_CHECKPOINT,
         ) from None
     return validate_meta(meta, path)
 
@@ -38,7 +45,9 @@ def read_sidecar(path: Path) -> dict:
     try:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise CnnlabError(f"{path}: unreadable ({e})", EXIT_BAD_CHECKPOINT) from None
+        raise CnnlabError(
+            _("{path}: unreadable ({detail})", path=path, detail=e), EXIT_BAD_CHECKPOINT
+        ) from None
     return parse_meta(text, path)
 
 
@@ -55,39 +64,57 @@ def validate_meta(meta, path) -> dict:
     from cnnlab.models import canonical_name, list_models
 
     if not isinstance(meta, dict):
-        raise CnnlabError(f"{path}: checkpoint metadata is not a JSON object", EXIT_BAD_CHECKPOINT)
+        raise CnnlabError(
+            _("{path}: checkpoint metadata is not a JSON object", path=path), EXIT_BAD_CHECKPOINT
+        )
     for field in REQUIRED:
         if field not in meta:
-            raise bad(path, field, "is missing")
+            raise bad(path, field, _("is missing"))
     if not isinstance(meta["model"], str) or canonical_name(meta["model"]) not in list_models():
-        raise bad(path, "model", f"names no registered model ({meta['model']!r})")
+        raise bad(path, "model", _("names no registered model ({model})", model=repr(meta["model"])))
     kwargs = meta["model_kwargs"]
     if not isinstance(kwargs, dict):
-        raise bad(path, "model_kwargs", "is not an object")
+        raise bad(path, "model_kwargs", _("is not an object"))
     for key in ("num_classes", "in_channels", "input_size"):
         if not isinstance(kwargs.get(key), int) or isinstance(kwargs.get(key), bool) or kwargs[key] < 1:
-            raise bad(path, f"model_kwargs.{key}", f"must be a positive integer, got {kwargs.get(key)!r}")
+            raise bad(
+                path,
+                f"model_kwargs.{key}",
+                _("must be a positive integer, got {value}", value=repr(kwargs.get(key))),
+            )
     classes = meta["classes"]
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-        raise bad(path, "classes", "must be a list of names")
+        raise bad(path, "classes", _("must be a list of names"))
     if len(classes) != kwargs["num_classes"]:
         raise bad(
-            path, "classes", f"has {len(classes)} names but the model has {kwargs['num_classes']} outputs"
+            path,
+            "classes",
+            _(
+                "has {n} names but the model has {outputs} outputs",
+                n=len(classes),
+                outputs=kwargs["num_classes"],
+            ),
         )
     c = kwargs["in_channels"]
     for field in ("mean", "std"):
         if not _numbers(meta[field], c):
-            raise bad(path, field, f"must be a list of {c} number(s), got {meta[field]!r}")
+            raise bad(
+                path, field, _("must be a list of {n} number(s), got {value}", n=c, value=repr(meta[field]))
+            )
     if any(s <= 0 for s in meta["std"]):
-        raise bad(path, "std", f"must be positive, got {meta['std']!r}")
+        raise bad(path, "std", _("must be positive, got {value}", value=repr(meta["std"])))
     shape = meta["input_shape"]
     want = [c, kwargs["input_size"], kwargs["input_size"]]
     if shape != want:
-        raise bad(path, "input_shape", f"is {shape!r}, but model_kwargs describe {want}")
+        raise bad(
+            path,
+            "input_shape",
+            _("is {shape}, but model_kwargs describe {want}", shape=repr(shape), want=want),
+        )
     if not isinstance(meta["dataset"], str):
-        raise bad(path, "dataset", "must be a name")
+        raise bad(path, "dataset", _("must be a name"))
     if "config" in meta and not isinstance(meta["config"], dict):
-        raise bad(path, "config", "must be an object")
+        raise bad(path, "config", _("must be an object"))
     return meta
 
 
@@ -98,9 +125,17 @@ def build_from_meta(meta: dict, path):
     try:
         return get_model(meta["model"], **meta["model_kwargs"])
     except TypeError as e:
-        raise bad(path, "model_kwargs", f"does not fit model {meta['model']!r} ({e})") from None
+        raise bad(
+            path,
+            "model_kwargs",
+            _("does not fit model {model} ({detail})", model=repr(meta["model"]), detail=e),
+        ) from None
     except (ValueError, ZeroDivisionError, RuntimeError) as e:
-        raise bad(path, "model_kwargs", f"cannot build model {meta['model']!r} ({e})") from None
+        raise bad(
+            path,
+            "model_kwargs",
+            _("cannot build model {model} ({detail})", model=repr(meta["model"]), detail=e),
+        ) from None
 
 
 def tta_of(meta: dict) -> bool:

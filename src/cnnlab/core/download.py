@@ -14,6 +14,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from cnnlab.i18n import _
+
 TIMEOUT = 30.0  # seconds a connection or a read may stall before the mirror counts as down
 
 
@@ -61,6 +63,6 @@ def download(
         raise
     if check is not None and not check(part):
         part.unlink(missing_ok=True)
-        raise DownloadError(url, "checksum mismatch", checksum=True)
+        raise DownloadError(url, _("checksum mismatch"), checksum=True)
     os.replace(part, target)
     return target

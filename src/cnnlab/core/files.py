@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from cnnlab.errors import EXIT_OUT_FULL, EXIT_OUT_UNWRITABLE, CnnlabError
+from cnnlab.i18n import _
 
 PICKLE_SUFFIXES = (".pt", ".pth")  # torch.save files: loaded only through the safe unpickler
 FULL_BYTES = 1 << 20  # less free space than this after a writer failed: the disk is full
@@ -46,24 +47,33 @@ def output_file(path: str | Path, reads=()) -> Path:
     except FileNotFoundError:
         if p.is_symlink():
             raise CnnlabError(
-                f"{p} is a symbolic link to a missing file ({os.readlink(p)}); not writing through it"
-            ) from None
+                _("{path} is a symbolic link to a missing file ({target}); not writing through it", path=p,
+                  target=os.readlink(p))
+            ) from None  # fmt: skip
         return p
     except OSError as e:  # a link loop, a path through a file, no permission
         raise write_error(p, e) from None
     if stat.S_ISDIR(st.st_mode):
-        raise CnnlabError(f"{p} is a folder; name a file to write")
+        raise CnnlabError(_("{path} is a folder; name a file to write", path=p))
     if not stat.S_ISREG(st.st_mode):
         raise CnnlabError(
-            f"{p} is not a regular file (a device, FIFO or socket); cnnlab writes only regular files"
+            _(
+                "{path} is not a regular file (a device, FIFO or socket); cnnlab writes only regular files",
+                path=p,
+            )
         )
     ids = reads if isinstance(reads, dict) else read_set(reads)
     other = ids.get((st.st_dev, st.st_ino))
     if other is not None:
-        same = "" if os.path.abspath(other) == os.path.abspath(p) else f" (the same file as {other})"
+        if os.path.abspath(other) == os.path.abspath(p):
+            raise CnnlabError(
+                _("{path} is read by this command; writing it would destroy it: choose another output name",
+                  path=p)
+            )  # fmt: skip
         raise CnnlabError(
-            f"{p}{same} is read by this command; writing it would destroy it: choose another output name"
-        )
+            _("{path} (the same file as {other}) is read by this command; writing it would destroy it: choose "
+              "another output name", path=p, other=other)
+        )  # fmt: skip
     return Path(os.path.realpath(p))
 
 
@@ -153,8 +163,6 @@ def write_exit(e: OSError) -> int:
 
 def write_error(path, e: OSError) -> CnnlabError:
     """The one line for a failed write of `path`: exit 5 for a full disk, else 4."""
-    from cnnlab.i18n import _
-
     return CnnlabError(_("cannot write {path}: {error}", path=path, error=e.strerror or e), write_exit(e))
 
 

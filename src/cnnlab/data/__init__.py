@@ -15,6 +15,7 @@ import torch
 from cnnlab.data import cifar, idx, sources
 from cnnlab.data.records import DATASETS, DatasetRecord
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 from cnnlab.options import unknown_error
 
 
@@ -92,7 +93,8 @@ def load_dataset(
                 lambda first: load_folder(name, data_dir, opts, log if first else None, progress and first)
             )
             return from_folder(fd)
-        raise unknown_error("dataset", name, [*list_datasets(), "folder (with --data-dir)", "a folder path"])
+        choices = [*list_datasets(), _("folder (with --data-dir)"), _("a folder path")]
+        raise unknown_error("dataset", name, choices)
     info = DATASETS[name]
     if info.kind == "bundled":
         x, y = _read_idx_pair(sources.BUNDLED, name, len(info.classes))
@@ -180,7 +182,15 @@ def _read_idx_pair(folder: Path, prefix: str, num_classes: int) -> tuple[torch.T
     x = idx.read_images(_find(folder, f"{prefix}-images-idx3-ubyte"))
     y = idx.read_labels(_find(folder, f"{prefix}-labels-idx1-ubyte"), num_classes)
     if len(x) != len(y):
-        raise CnnlabError(f"{folder}: {prefix} has {len(x)} images but {len(y)} labels")
+        raise CnnlabError(
+            _(
+                "{folder}: {prefix} has {images} images but {labels} labels",
+                folder=folder,
+                prefix=prefix,
+                images=len(x),
+                labels=len(y),
+            )
+        )
     return x, y
 
 
@@ -188,7 +198,7 @@ def _find(folder: Path, stem: str) -> Path:
     for name in sources.idx_names(f"{stem}.gz"):
         if (folder / name).is_file():
             return folder / name
-    raise CnnlabError(f"{folder}: missing {stem}[.gz]")
+    raise CnnlabError(_("{folder}: missing {stem}[.gz]", folder=folder, stem=stem))
 
 
 def to_float(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from cnnlab.data.records import handwriting
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 
 _KEYS = ("translate", "crop", "resized-crop", "rrc", "flip", "erase")
 _RRC_RATIO = (3 / 4, 4 / 3)  # torchvision RandomResizedCrop defaults
@@ -44,13 +45,19 @@ def parse_spec(spec: str) -> dict[str, float]:
         return {}
     out: dict[str, float] = {}
     for term in (t.strip() for t in spec.split(",")):
-        key, _, value = term.partition("=")
+        key, _eq, value = term.partition("=")
         key = key.strip()
         if key not in _KEYS:
-            raise CnnlabError(f"--augment: unknown term {term!r}; use {', '.join(_KEYS)} or none")
+            raise CnnlabError(
+                _(
+                    "--augment: unknown term {term}; use {keys} or none",
+                    term=repr(term),
+                    keys=", ".join(_KEYS),
+                )
+            )
         key = {"crop": "translate", "rrc": "resized-crop"}.get(key, key)
         if key in out:
-            raise CnnlabError(f"--augment: {key!r} given twice in {spec!r}")
+            raise CnnlabError(_("--augment: {key} given twice in {spec}", key=repr(key), spec=repr(spec)))
         out[key] = _value(key, value.strip(), term)
     return out
 
@@ -62,16 +69,20 @@ def _value(key: str, text: str, term: str) -> float:
         v = float(text)
     except ValueError:
         raise CnnlabError(
-            f"--augment: {term!r} needs a number, e.g. translate=2, flip=0.5, erase=0.25"
+            _("--augment: {term} needs a number, e.g. translate=2, flip=0.5, erase=0.25", term=repr(term))
         ) from None
     if key == "translate":
         if not 0 <= v <= 8 or v != int(v):  # the range first: int(nan) and int(inf) raise
-            raise CnnlabError(f"--augment: translate must be a whole number of pixels 0..8, got {text}")
+            raise CnnlabError(
+                _("--augment: translate must be a whole number of pixels 0..8, got {value}", value=text)
+            )
         return int(v)
     if key == "resized-crop" and not 0.05 <= v <= 1:
-        raise CnnlabError(f"--augment: resized-crop is the smallest area kept, in [0.05, 1], got {text}")
+        raise CnnlabError(
+            _("--augment: resized-crop is the smallest area kept, in [0.05, 1], got {value}", value=text)
+        )
     if not 0 <= v <= 1:
-        raise CnnlabError(f"--augment: {key} is a probability in [0, 1], got {text}")
+        raise CnnlabError(_("--augment: {key} is a probability in [0, 1], got {value}", key=key, value=text))
     return v
 
 
@@ -81,7 +92,10 @@ def check_spec(spec: str, dataset: str | None = None, orientation_sensitive: boo
     terms = parse_spec(spec)
     if terms.get("flip") and (handwriting(dataset) or orientation_sensitive):
         raise CnnlabError(
-            f"--augment flip makes no sense for {dataset}: a mirrored digit or character is not one"
+            _(
+                "--augment flip makes no sense for {dataset}: a mirrored digit or character is not one",
+                dataset=dataset,
+            )  # fmt: skip
         )
 
 
@@ -145,7 +159,7 @@ def random_flip(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.
 
 def random_erase(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
     """Zero one random rectangle in each selected image, all images at once via broadcast row/col masks."""
-    n, _, h, w = x.shape
+    n, _c, h, w = x.shape
     u = torch.rand(n, 5, generator=generator, device=x.device)
     area = h * w * (_ERASE_AREA[0] + u[:, 0] * (_ERASE_AREA[1] - _ERASE_AREA[0]))
     lo, hi = math.log(_ERASE_RATIO[0]), math.log(_ERASE_RATIO[1])

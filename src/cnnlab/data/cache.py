@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 
 VERSION = 1  # bump when the layout of an entry changes: old entries are then simply never hit
 META = "meta.json"  # written last: an entry without it is incomplete
@@ -101,8 +102,6 @@ def writer(key: str) -> "Writer":
         return Writer(key)
     except CnnlabError as e:
         if not _warned:
-            from cnnlab.i18n import _
-
             _warned.append(str(e))
             note = _("decoding without it (nothing is kept for the next start)")
             print(_("cnnlab: warning: {message}", message=f"{e}; {note}"), file=sys.stderr)
@@ -114,7 +113,7 @@ def load_written(w: "Writer") -> dict[str, np.ndarray]:
     a mapped file outlives its name)."""
     hit = _load(w.final) if w.temporary else load(w.key)
     if hit is None:
-        raise CnnlabError(f"cannot read the decode cache entry {w.final}")
+        raise CnnlabError(_("cannot read the decode cache entry {path}", path=w.final))
     if w.temporary:
         shutil.rmtree(w.final, ignore_errors=True)
     return hit
@@ -134,7 +133,9 @@ class Writer:
             root.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
         except OSError as e:
-            raise CnnlabError(f"cannot write the decode cache in {root}: {e.strerror or e}") from None
+            raise CnnlabError(
+                _("cannot write the decode cache in {root}: {reason}", root=root, reason=e.strerror or e)
+            ) from None
         self.names: list[str] = []
         self.meta: dict = {}
         self._maps: list[np.memmap] = []
@@ -170,7 +171,9 @@ class Writer:
             return final
         except OSError as e:
             self.abort()
-            raise CnnlabError(f"cannot write the decode cache {self.tmp}: {e.strerror or e}") from None
+            raise CnnlabError(
+                _("cannot write the decode cache {path}: {reason}", path=self.tmp, reason=e.strerror or e)
+            ) from None
 
     def abort(self) -> None:
         self._maps.clear()

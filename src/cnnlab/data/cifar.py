@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -30,7 +31,9 @@ class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
-        raise CnnlabError(f"refusing to load {module}.{name} from a CIFAR batch: not plain data")
+        raise CnnlabError(
+            _("refusing to load {what} from a CIFAR batch: not plain data", what=f"{module}.{name}")
+        )
 
 
 def parse_batch(raw: bytes, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,15 +42,24 @@ def parse_batch(raw: bytes, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     except CnnlabError:
         raise
     except Exception as e:
-        raise CnnlabError(f"{name}: not a readable CIFAR batch ({type(e).__name__}: {e})") from None
+        raise CnnlabError(
+            _("{name}: not a readable CIFAR batch ({detail})", name=name, detail=f"{type(e).__name__}: {e}")
+        ) from None
     data, labels = d.get(b"data"), d.get(b"labels")
     if not isinstance(data, np.ndarray) or labels is None:
-        raise CnnlabError(f"{name}: CIFAR batch lacks 'data'/'labels'")
+        raise CnnlabError(_("{name}: CIFAR batch lacks 'data'/'labels'", name=name))
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-        raise CnnlabError(f"{name}: unexpected CIFAR batch shape {data.shape}, {len(labels)} labels")
+        raise CnnlabError(
+            _(
+                "{name}: unexpected CIFAR batch shape {shape}, {n} labels",
+                name=name,
+                shape=data.shape,
+                n=len(labels),
+            )
+        )
     y = torch.tensor(labels, dtype=torch.int64)
     if int(y.min()) < 0 or int(y.max()) > 9:
-        raise CnnlabError(f"{name}: CIFAR-10 label out of range 0..9")
+        raise CnnlabError(_("{name}: CIFAR-10 label out of range 0..9", name=name))
     return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), y
 
 
@@ -60,7 +72,7 @@ def read_split(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor
             for n in names:
                 member = tar.extractfile(f"cifar-10-batches-py/{n}")
                 if member is None:
-                    raise CnnlabError(f"{archive}: missing {n}")
+                    raise CnnlabError(_("{archive}: missing {name}", archive=archive, name=n))
                 parts.append(parse_batch(member.read(), n))
     else:
         folder = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root

@@ -32,7 +32,7 @@ def digest(path: str) -> str:
                     h.update(block)
             return h.hexdigest()
     except BadImage as e:
-        return UNREADABLE + str(e)
+        return UNREADABLE + e.english
     except OSError as e:
         return UNREADABLE + (e.strerror or str(e))
 

@@ -13,8 +13,9 @@ import os
 from pathlib import Path
 
 from cnnlab.data.folder import natural_key
-from cnnlab.data.images import is_image_name
+from cnnlab.data.images import NO_FILE, is_image_name
 from cnnlab.data.walk import images_under
+from cnnlab.i18n import _
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -27,7 +28,7 @@ def expand(names: list[str]) -> list[tuple[str, str]]:
         path = Path(name).expanduser()
         if path.is_dir():
             found = _folder(path)
-            rows += [(f, "") for f in found] or [(name, "no image files in this folder")]
+            rows += [(f, "") for f in found] or [(name, _("no image files in this folder"))]
         elif path.exists() or os.path.islink(path):
             rows.append((name, ""))
         elif GLOB_CHARS & set(name):
@@ -38,9 +39,11 @@ def expand(names: list[str]) -> list[tuple[str, str]]:
                     found += _folder(Path(m))
                 elif is_image_name(os.path.basename(m)) and not _hidden(m):
                     found.append(m)
-            rows += [(f, "") for f in dict.fromkeys(found)] or [(name, "no image file matches this pattern")]
+            rows += [(f, "") for f in dict.fromkeys(found)] or [
+                (name, _("no image file matches this pattern"))
+            ]
         else:
-            rows.append((name, "no such file"))
+            rows.append((name, _(NO_FILE)))
     return rows
 
 

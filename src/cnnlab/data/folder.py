@@ -29,9 +29,10 @@ from cnnlab.data.images import is_image_name
 from cnnlab.data.spec import CHOICES, digit_classes, digit_value
 from cnnlab.data.walk import SKIP_DIRS, dedupe, walk
 from cnnlab.errors import CnnlabError
-from cnnlab.i18n import _
+from cnnlab.i18n import N_, _, columns, pad
 
 SPLITS = ("train", "val", "test")
+SPLIT_NAMES = {"train": N_("train"), "val": N_("val"), "test": N_("test")}  # the class table's columns
 SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 MARKER = "cnnlab.json"  # optional ROOT/cnnlab.json: {"orientation_sensitive": true, "preprocess": "digit"}
 DIGIT_SIZE = 28  # handwriting is read at MNIST's size unless --image-size says otherwise
@@ -119,10 +120,10 @@ def resolve_root(name: str, data_dir: str | None) -> Path:
     """The folder of a folder dataset: --data-dir for `--dataset folder`, else the --dataset path itself."""
     root = data_dir if name == "folder" else name
     if not root:
-        raise CnnlabError("--dataset folder needs --data-dir ROOT (a folder with one subfolder per class)")
+        raise CnnlabError(_("--dataset folder needs --data-dir ROOT (a folder with one subfolder per class)"))
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise CnnlabError(f"{root}: no such folder")
+        raise CnnlabError(_("{root}: no such folder", root=root))
     return path.resolve()
 
 
@@ -130,7 +131,9 @@ def _visible_dirs(folder: Path) -> list[Path]:
     try:
         entries = list(folder.iterdir())
     except OSError as e:
-        raise CnnlabError(f"{folder}: cannot list ({e.strerror or e})") from None
+        raise CnnlabError(
+            _("{folder}: cannot list ({reason})", folder=folder, reason=e.strerror or e)
+        ) from None
     return [d for d in entries if d.is_dir() and not d.name.startswith(".") and d.name not in SKIP_DIRS]
 
 
@@ -144,11 +147,14 @@ def pick_classes(found: list[str], wanted: str, where: Path) -> list[str]:
     chosen = [c.strip() for c in wanted.split(",") if c.strip()]
     missing = [c for c in chosen if c not in names]
     if missing:
-        raise CnnlabError(f"--classes: no folder {', '.join(missing)} in {where}; found: {', '.join(names)}")
+        raise CnnlabError(
+            _("--classes: no folder {missing} in {where}; found: {names}", missing=", ".join(missing),
+              where=where, names=", ".join(names))
+        )  # fmt: skip
     if len(set(chosen)) != len(chosen):
-        raise CnnlabError(f"--classes: a class is named twice in {wanted!r}")
+        raise CnnlabError(_("--classes: a class is named twice in {wanted}", wanted=repr(wanted)))
     if len(chosen) < 2:
-        raise CnnlabError("--classes: name at least two classes")
+        raise CnnlabError(_("--classes: name at least two classes"))
     return chosen
 
 
@@ -166,15 +172,16 @@ def scan(root: Path, classes: str = "") -> Scan:
             extra = {d.name for d in _visible_dirs(folder)} - class_dirs
             if extra and not classes:
                 raise CnnlabError(
-                    f"{folder}: class folder(s) {', '.join(sorted(extra))} not in {by_split['train']}"
-                )
+                    _("{folder}: class folder(s) {extra} not in {train}", folder=folder,
+                      extra=", ".join(sorted(extra)), train=by_split["train"])
+                )  # fmt: skip
         found = {s: _class_files(by_split[s], names, root, notes, s == "train") for s in by_split}
     else:
         if not top:
             raise CnnlabError(
-                f"{root}: no class folders; put images in ROOT/<class>/ (one folder per class) "
-                "or ROOT/train/<class>/ and ROOT/test/<class>/"
-            )
+                _("{root}: no class folders; put images in ROOT/<class>/ (one folder per class) "
+                  "or ROOT/train/<class>/ and ROOT/test/<class>/", root=root)
+            )  # fmt: skip
         names = pick_classes([d.name for d in top], classes, root)
         found = {"all": _class_files(root, names, root, notes, True)}
     files = _once(found, root, notes)
@@ -187,8 +194,9 @@ def scan(root: Path, classes: str = "") -> Scan:
             )  # fmt: skip
     if len(names) < 2:
         raise CnnlabError(
-            f"{root}: found only {len(names)} class folder(s) ({', '.join(names)}); need two or more"
-        )
+            _("{root}: found only {n} class folder(s) ({names}); need two or more", root=root, n=len(names),
+              names=", ".join(names))
+        )  # fmt: skip
     return Scan(root, names, files, given, marker, sorted(notes))
 
 
@@ -202,7 +210,10 @@ def _class_files(
         sub = folder / name
         found = walk(sub, root) if sub.is_dir() else None
         if (found is None or not found.files) and (required or sub.is_dir()):
-            raise CnnlabError(f"{sub}: no images in this class folder ({', '.join(sorted(EXT_HINT))})")
+            raise CnnlabError(
+                _("{folder}: no images in this class folder ({extensions})", folder=sub,
+                  extensions=", ".join(sorted(EXT_HINT)))
+            )  # fmt: skip
         if found is not None:
             out += [(rel, label, real) for rel, real in found.files]
             notes += found.notes
@@ -229,9 +240,9 @@ def _read_marker(root: Path) -> dict:
     try:
         marker = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise CnnlabError(f"{path}: not valid JSON ({e})") from None
+        raise CnnlabError(_("{path}: not valid JSON ({detail})", path=path, detail=e)) from None
     if not isinstance(marker, dict):
-        raise CnnlabError(f"{path}: expected a JSON object")
+        raise CnnlabError(_("{path}: expected a JSON object", path=path))
     return read_marker_preprocess(marker)
 
 
@@ -297,9 +308,9 @@ def assign_splits(
     copies that a split cnnlab makes keeps on one side (the user's own folders are never changed)."""
     for name, frac in (("--val-split", opts.val_split), ("--test-split", opts.test_split)):
         if not 0 <= frac < 1:
-            raise CnnlabError(f"{name} must be in [0, 1), got {frac}")
+            raise CnnlabError(_("{flag} must be in [0, 1), got {value}", flag=name, value=frac))
     if opts.val_split + opts.test_split >= 1:
-        raise CnnlabError("--val-split + --test-split must leave some training images")
+        raise CnnlabError(_("--val-split + --test-split must leave some training images"))
     files = {s: [(p, y) for p, y in v if keep(p)] for s, v in sc.files.items()}
     if not sc.given:
         return stratified_split(
@@ -308,9 +319,9 @@ def assign_splits(
     if "val" in files and opts.val_split:
         # the user's val/ folder is the validation set; a fraction would be silently ignored
         raise CnnlabError(
-            f"--val-split {opts.val_split:g}: {sc.root} has its own val/ folder, which is the validation "
-            "set; drop --val-split"
-        )
+            _("--val-split {split:g}: {root} has its own val/ folder, which is the validation set; drop "
+              "--val-split", split=opts.val_split, root=sc.root)
+        )  # fmt: skip
     carve = {s: f for s, f in (("test", opts.test_split), ("val", opts.val_split)) if s not in files}
     out = (
         stratified_split(files["train"], carve, opts.split_seed, together)
@@ -323,7 +334,7 @@ def assign_splits(
 def no_test_images(sc: Scan, opts: FolderOptions, bad: set) -> str:
     """Why a split left no test image, and what would give one."""
     if sc.given and "test" in sc.files or not opts.test_split:
-        return f"{sc.root}: no test images; add ROOT/test/<class>/ or use --test-split > 0"
+        return _("{root}: no test images; add ROOT/test/<class>/ or use --test-split > 0", root=sc.root)
     per_class: dict[int, int] = {}
     for p, y in sc.files["train" if sc.given else "all"]:
         per_class[y] = per_class.get(y, 0) + (p not in bad)
@@ -344,18 +355,19 @@ def class_table(classes: list[str], splits: dict[str, list[tuple[str, int]]]) ->
     for s in SPLITS:
         for _path, y in splits.get(s, []):
             counts[s][y] += 1
-    w = max(8, *(len(c) for c in classes)) + 2
-    lines = ["class".ljust(w) + "".join(s.rjust(8) for s in SPLITS)]
+    head, total = _("class"), _("total")
+    w = max(8, columns(head), columns(total), *(columns(c) for c in classes)) + 2
+    lines = [pad(head, w) + "".join(pad(_(SPLIT_NAMES[s]), 8, right=True) for s in SPLITS)]
     for i, c in enumerate(classes):
-        lines.append(c.ljust(w) + "".join(str(counts[s][i]).rjust(8) for s in SPLITS))
-    lines.append("total".ljust(w) + "".join(str(sum(counts[s])).rjust(8) for s in SPLITS))
+        lines.append(pad(c, w) + "".join(str(counts[s][i]).rjust(8) for s in SPLITS))
+    lines.append(pad(total, w) + "".join(str(sum(counts[s])).rjust(8) for s in SPLITS))
     largest = max(counts["train"])
     warnings = [
-        f"warning: class {c!r} has {n} training images, under 1/{IMBALANCE} of the largest ({largest}); "
-        "consider --balance"
+        _("warning: class {name} has {n} training images, under 1/{ratio} of the largest ({largest}); "
+          "consider --balance", name=repr(c), n=n, ratio=IMBALANCE, largest=largest)
         for c, n in zip(classes, counts["train"])
         if n * IMBALANCE < largest
-    ]
+    ]  # fmt: skip
     return "\n".join(lines), warnings
 
 
@@ -372,5 +384,8 @@ def read_marker_preprocess(marker: dict) -> dict:
     """ROOT/cnnlab.json's "preprocess", checked (auto, digit or photo)."""
     value = marker.get("preprocess", "auto")
     if value not in CHOICES:
-        raise CnnlabError(f"{MARKER}: preprocess must be one of {', '.join(CHOICES)}, got {value!r}")
+        raise CnnlabError(
+            _("{path}: preprocess must be one of {choices}, got {value}", path=MARKER,
+              choices=", ".join(CHOICES), value=repr(value))
+        )  # fmt: skip
     return marker

@@ -43,9 +43,10 @@ from cnnlab.data.folder import (
     scan,
 )
 from cnnlab.data.folder_run import SKIPPED_FILE, SPLIT_FILE, report, write_run_files  # noqa: F401 (also here)
-from cnnlab.data.images import decode_chunk, inspect_chunk
+from cnnlab.data.images import MISSING, decode_chunk, inspect_chunk, reason
 from cnnlab.data.spec import Reading, decide, reading_of
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 
 CHUNK = 128  # images per task handed to a worker
 IN_PROCESS_BELOW = 400  # fewer images than this decode in this process: starting workers costs more
@@ -145,7 +146,7 @@ def inspect_all(root: Path, rels: list[str], workers: int, progress: bool) -> di
         paths = [os.path.join(root, r) for r in rels]
         chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
         found = _run(inspect_chunk, [(c,) for c in chunks], [len(c) for c in chunks],
-                     _workers(workers, len(paths)), progress, "checking images")  # fmt: skip
+                     _workers(workers, len(paths)), progress, _("checking images"))  # fmt: skip
         flat = [r for part in found for r in part]
         with cache.writer(key) as w:
             w.put("grey", np.array([i.grey for i, _ in flat], dtype=np.uint8))
@@ -184,10 +185,13 @@ def decode_all(
         starts = list(range(0, n, CHUNK))
         jobs = [(npy, s, paths[s : s + CHUNK], size, channels, digit) for s in starts]
         found = _run(decode_chunk, jobs, [len(j[2]) for j in jobs], _workers(workers, n), progress,
-                     f"decoding to {channels}x{size}x{size}")  # fmt: skip
+                     _("decoding to {shape}", shape=f"{channels}x{size}x{size}"))  # fmt: skip
         if n and len(dict(f for part in found for f in part)) == n:
             first = next(f for part in found for f in part)
-            raise CnnlabError(f"{root}: no image could be read, e.g. {ordered[first[0]][1]}: {first[1]}")
+            raise CnnlabError(
+                _("{root}: no image could be read, e.g. {path}: {why}", root=root, path=ordered[first[0]][1],
+                  why=reason(first[1]))
+            )  # fmt: skip
         failed = dict(f for part in found for f in part)
         keep = [i for i in range(n) if i not in failed]
         for j, i in enumerate(keep):  # close the gaps of files that failed now (rare: pass 1 checked them)
@@ -254,9 +258,9 @@ def read_as(
     if reading.preprocess == "digit":
         if opts.channels == 3:
             raise CnnlabError(
-                f"--channels 3: the images are read as handwriting ({reading.why}), which is grey; "
-                "drop --channels or pass --preprocess photo"
-            )
+                _("--channels 3: the images are read as handwriting ({why}), which is grey; drop --channels "
+                  "or pass --preprocess photo", why=reading.why)
+            )  # fmt: skip
         return reading, 1, opts.image_size or DIGIT_SIZE
     channels = opts.channels or (1 if all(info[p][0] for p in kept) else 3)
     return reading, channels, opts.image_size or choose_size([info[p][1] for p in kept])
@@ -270,7 +274,11 @@ def load_folder(name: str, data_dir: str | None, opts: FolderOptions, log=None, 
     _DIGESTS.clear()  # files may have changed since the last load in this process
     _DIGESTS.update(digests(str(root), rels))
     together = copy_groups(_DIGESTS)
-    how = "given by folders" if sc.given else f"made by cnnlab (stratified, seed {opts.split_seed})"
+    how = (
+        _("given by folders")
+        if sc.given
+        else _("made by cnnlab (stratified, seed {seed})", seed=opts.split_seed)
+    )
     # a rerun with the same files and options: one cached manifest names the decoded entry directly
     manifest = folder_key(root, rels, {"pass": "manifest", **opts.settings(), "found": sc.classes})
     known = cache.load(manifest)
@@ -284,10 +292,8 @@ def load_folder(name: str, data_dir: str | None, opts: FolderOptions, log=None, 
     info = inspect_all(root, rels, opts.decode_workers, progress)
     bad = sorted((r, v[2]) for r, v in info.items() if v[2])
     if bad and opts.strict:
-        shown = "; ".join(f"{root / r}: {e}" for r, e in bad[:3])
-        raise CnnlabError(
-            f"{len(bad)} unreadable image(s) (--strict): {shown}" + (" ..." if len(bad) > 3 else "")
-        )
+        shown = "; ".join(f"{root / r}: {reason(e)}" for r, e in bad[:3]) + (" ..." if len(bad) > 3 else "")
+        raise CnnlabError(_("{n} unreadable image(s) (--strict): {files}", n=len(bad), files=shown))
     bad_set = {r for r, _why in bad}
     splits = assign_splits(sc, opts, keep=lambda p: p not in bad_set, together=together)
     if not splits["test"]:
@@ -295,9 +301,9 @@ def load_folder(name: str, data_dir: str | None, opts: FolderOptions, log=None, 
     kept = [p for s in SPLITS for p, _y in splits[s]]
     reading, channels, size = read_as(sc.classes, info, kept, opts, sc.marker)
     if channels not in (1, 3):
-        raise CnnlabError(f"--channels must be 1 or 3, got {channels}")
+        raise CnnlabError(_("--channels must be 1 or 3, got {value}", value=channels))
     if not 8 <= size <= 1024:
-        raise CnnlabError(f"--image-size must be between 8 and 1024, got {size}")
+        raise CnnlabError(_("--image-size must be between 8 and 1024, got {value}", value=size))
     digit = reading.preprocess == "digit"
     key, arrays = decode_all(root, splits, size, channels, opts.decode_workers, progress, digit)
     settings = {**opts.settings(), "image_size": size, "channels": channels, "preprocess": reading.preprocess}
@@ -335,7 +341,9 @@ def load_saved(meta: dict, run_dir: Path | None, data_dir: str | None = None, pr
             split = json.loads(split_path.read_text())
             splits = {s: [(p, int(y)) for p, y in split[s]] for s in SPLITS}
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise CnnlabError(f"{split_path}: unreadable split file ({e})") from None
+            raise CnnlabError(
+                _("{path}: unreadable split file ({detail})", path=split_path, detail=e)
+            ) from None
     else:
         opts = FolderOptions(
             **{k: v for k, v in saved["options"].items() if k in FolderOptions.__annotations__}
@@ -346,16 +354,13 @@ def load_saved(meta: dict, run_dir: Path | None, data_dir: str | None = None, pr
         info = inspect_all(root, rels, 0, progress)
         splits = assign_splits(sc, opts, keep=lambda p: not info[p][2], together=copy_groups(_DIGESTS))
     reading = reading_of(meta)
-    missing = [
-        (p, "missing (it was there in training)")
-        for s in SPLITS
-        for p, _y in splits[s]
-        if not (root / p).is_file()
-    ]
+    missing = [(p, MISSING) for s in SPLITS for p, _y in splits[s] if not (root / p).is_file()]
     gone = {p for p, _why in missing}
     splits = {s: [(p, y) for p, y in v if p not in gone] for s, v in splits.items()}
     if not splits["test"]:
-        raise CnnlabError(f"{root}: none of the run's test images are there (moved? pass --data-dir)")
+        raise CnnlabError(
+            _("{root}: none of the run's test images are there (moved? pass --data-dir)", root=root)
+        )
     digit = reading.preprocess == "digit"
     _key, arrays = decode_all(root, splits, size, c, 0, progress, digit)
     return _assemble(root, list(meta["classes"]), arrays, saved["options"], reading, missing)

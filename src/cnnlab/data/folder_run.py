@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cnnlab.data.files import shown
 from cnnlab.data.folder import SPLITS, class_table
+from cnnlab.data.images import reason
 from cnnlab.i18n import _
 
 SPLIT_FILE = "split.json"  # in the run folder: the exact files of each split, so `eval` reuses the test set
@@ -31,16 +32,19 @@ def report(fd, log, how: str) -> None:
         start += fd.counts[s]
     table, warnings = class_table(fd.classes, rows)
     c, s = fd.x.shape[1], fd.x.shape[2]
-    kind = "handwriting" if fd.preprocess == "digit" else "photos"
-    log(f"folder {fd.root}: {len(fd.classes)} classes, {c}x{s}x{s} images, split {how}")
-    log(f"images read as {kind}: {fd.why}")
+    log(_("folder {root}: {n} classes, {shape} images, split {how}", root=fd.root, n=len(fd.classes),
+          shape=f"{c}x{s}x{s}", how=how))  # fmt: skip
+    if fd.preprocess == "digit":
+        log(_("images read as handwriting: {why}", why=fd.why))
+    else:
+        log(_("images read as photos: {why}", why=fd.why))
     log(table)
     for w in warnings:
         log(w)
     if fd.skipped:
         path, why = fd.skipped[0]
         log(_("skipped {n} unreadable file(s), e.g. {path}: {why}", n=len(fd.skipped), path=shown(path),
-              why=_(why)))  # fmt: skip
+              why=reason(why)))  # fmt: skip
     if fd.notes:
         path, why = fd.notes[0]
         log(_("left out {n} path(s) (links out of the dataset or round in a loop, second paths to a file), "
@@ -76,7 +80,7 @@ def write_run_files(out: Path, fd) -> None:
         split[s] = [[p, int(y)] for p, y in zip(fd.files[s], fd.y[start : start + fd.counts[s]])]
         start += fd.counts[s]
     atomic_write_text(out / SPLIT_FILE, json.dumps(split) + "\n")
-    lines = [f"{shown(fd.root / p)}\t{shown(_(why))}" for p, why in [*fd.skipped, *fd.notes]]
+    lines = [f"{shown(fd.root / p)}\t{shown(reason(why))}" for p, why in [*fd.skipped, *fd.notes]]
     atomic_write_text(out / SKIPPED_FILE, "".join(line + "\n" for line in lines))
     copies = [f"{i}\t{s}\t{shown(fd.root / p)}" for i, group in enumerate(fd.copies, 1) for s, p in group]
     atomic_write_text(out / DUPLICATES_FILE, "".join(line + "\n" for line in copies))

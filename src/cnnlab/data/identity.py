@@ -15,6 +15,7 @@ from cnnlab.data.idx import read_bytes
 from cnnlab.data.records import DATASETS, FileSpec
 from cnnlab.data.sources import cache_dir
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 
 VERDICTS = "verified-files.json"  # in the user cache: {"path|size|mtime": [md5, raw md5]}
 
@@ -87,12 +88,16 @@ def check_files(name: str, folder: Path, specs: tuple[FileSpec, ...] | None = No
             other = next((known[d] for d in digests if d in known), None)
             if other is not None and other[0] != name:
                 raise CnnlabError(
-                    f"{path}: these are the {DATASETS[other[0]].pretty} files, not "
-                    f"{record.pretty} (its published MD5 identifies it as {other[0]}'s {other[1]}); "
-                    f"use --dataset {other[0]}, or point --data-dir at the {name} files"
-                )
+                    _("{path}: these are the {other} files, not {pretty} (its published MD5 identifies it as "
+                      "{dataset}'s {file}); use --dataset {dataset}, or point --data-dir at the {name} files",
+                      path=path, other=DATASETS[other[0]].pretty, pretty=record.pretty, dataset=other[0],
+                      file=other[1], name=name)
+                )  # fmt: skip
             if other is not None:  # e.g. the training images given where the test images belong
-                raise CnnlabError(f"{path}: this is {name}'s {other[1]}, not {spec.name}")
+                raise CnnlabError(
+                    _("{path}: this is {name}'s {file}, not {wanted}", path=path, name=name, file=other[1],
+                      wanted=spec.name)
+                )  # fmt: skip
             unknown.append(path.name)
     finally:
         if len(cache) != before:

@@ -39,13 +39,45 @@ EXTENSIONS = frozenset(
 )  # fmt: skip
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "La", "RGBa"})
-# reasons kept in English in the inspect pass's cache and translated where they are shown (`_(why)`)
+# reasons kept in English in the inspect pass's cache and translated where they are shown (`reason(why)`)
 NOT_REGULAR = N_("not a regular file (a FIFO, socket or device)")
 A_FOLDER = N_("a folder, not a file")
+NO_FILE = N_("no such file")
+CANNOT_OPEN = N_("cannot open ({reason})")
+TOO_LARGE = N_("too large (over {limit} pixels)")
+TOO_LARGE_SIZE = N_("too large ({width}x{height}, over {limit} pixels)")
+NOT_IMAGE = N_("not a readable image ({detail})")
+BLANK = N_("blank: no ink found")
+MISSING = N_("missing (it was there in training)")
+REASONS = (NOT_REGULAR, A_FOLDER, NO_FILE, CANNOT_OPEN, TOO_LARGE, TOO_LARGE_SIZE, NOT_IMAGE, BLANK, MISSING)
 
 
 class BadImage(Exception):
-    """A file that is not a usable image; the message says why (one line)."""
+    """A file that is not a usable image; the message says why (one line), in the current language, and
+    `english` keeps the English for what is stored (the inspect pass's cache, content keys)."""
+
+    def __init__(self, msgid: str, **fields):
+        self.english = msgid.format(**fields) if fields else msgid
+        super().__init__(_(msgid, **fields))
+
+
+def reason(why: str) -> str:
+    """A reason kept in English (one of REASONS, its fields filled in) in the current language."""
+    import re
+
+    for msgid in REASONS:
+        if "{" not in msgid:
+            if why == msgid:
+                return _(msgid)
+            continue
+        pattern = "".join(
+            f"(?P<{part[1:-1]}>.*)" if part.startswith("{") else re.escape(part)
+            for part in re.split(r"(\{\w+\})", msgid)
+        )
+        found = re.fullmatch(pattern, why)
+        if found:
+            return _(msgid, **found.groupdict())
+    return _(why)
 
 
 @dataclass(frozen=True)
@@ -71,14 +103,14 @@ def open_regular(path: str | Path) -> BinaryIO:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise BadImage("no such file") from None
+        raise BadImage(NO_FILE) from None
     except OSError as e:
-        raise BadImage(_("cannot open ({reason})", reason=e.strerror or str(e))) from None
+        raise BadImage(CANNOT_OPEN, reason=e.strerror or str(e)) from None
     try:
         mode = os.fstat(fd).st_mode
     except OSError as e:
         os.close(fd)
-        raise BadImage(_("cannot open ({reason})", reason=e.strerror or str(e))) from None
+        raise BadImage(CANNOT_OPEN, reason=e.strerror or str(e)) from None
     if not stat.S_ISREG(mode):
         os.close(fd)
         raise BadImage(A_FOLDER if stat.S_ISDIR(mode) else NOT_REGULAR)
@@ -99,7 +131,7 @@ def _open(f: BinaryIO, size: int) -> Image.Image:
             warnings.simplefilter("ignore")
             img = Image.open(f)
             if img.width * img.height > MAX_PIXELS:
-                raise BadImage(f"too large ({img.width}x{img.height}, over {MAX_PIXELS:,} pixels)")
+                raise BadImage(TOO_LARGE_SIZE, width=img.width, height=img.height, limit=f"{MAX_PIXELS:,}")
             if size and img.format == "JPEG" and img.mode in ("RGB", "L"):
                 img.draft(img.mode, (size, size))
             img.load()
@@ -111,14 +143,12 @@ def _open(f: BinaryIO, size: int) -> Image.Image:
     except BadImage:
         raise
     except FileNotFoundError:
-        raise BadImage("no such file") from None
+        raise BadImage(NO_FILE) from None
     except Image.DecompressionBombError:
-        raise BadImage(f"too large (over {MAX_PIXELS:,} pixels)") from None
+        raise BadImage(TOO_LARGE, limit=f"{MAX_PIXELS:,}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         detail = str(e).splitlines()[0][:80] if str(e) else ""
-        raise BadImage(
-            f"not a readable image ({type(e).__name__}{': ' + detail if detail else ''})"
-        ) from None
+        raise BadImage(NOT_IMAGE, detail=type(e).__name__ + (": " + detail if detail else "")) from None
 
 
 def _high_bit_depth(img: Image.Image) -> Image.Image:
@@ -240,7 +270,7 @@ def digit_array(img: Image.Image, size: int = 28) -> np.ndarray:
     box = max(1, round(size * 20 / 28))
     ink = ink_of(grey_array(img))
     if ink.size == 0 or ink.max() < INK:
-        raise BadImage("blank: no ink found")
+        raise BadImage(BLANK)
     ys, xs = np.nonzero(ink > 0.2 * ink.max())
     crop = ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     crop = crop * (255.0 / crop.max())
@@ -279,7 +309,7 @@ def inspect_chunk(paths: list[str]) -> list[tuple[Info, str]]:
         try:
             out.append((inspect(p), ""))
         except BadImage as e:
-            out.append((Info(False, 0, False, False), str(e)))
+            out.append((Info(False, 0, False, False), e.english))
     return out
 
 
@@ -293,7 +323,7 @@ def decode_chunk(
         try:
             arr[start + i] = decode(p, size, channels, digit)
         except BadImage as e:
-            failed.append((start + i, str(e)))
+            failed.append((start + i, e.english))
     arr.flush()
     del arr
     return failed

@@ -19,6 +19,7 @@ from cnnlab.core.download import DownloadError, download
 from cnnlab.data.idx import read_bytes
 from cnnlab.data.records import DATASETS, FileSpec
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 
 BUNDLED = Path(__file__).parent / "bundled"
 
@@ -83,7 +84,10 @@ def locate(
             if _complete(folder, files):
                 return folder
         wanted = ", ".join(f.name for f in files)
-        raise CnnlabError(f"--data-dir {data_dir}: {name} files not found there (need {wanted}, raw or .gz)")
+        raise CnnlabError(
+            _("--data-dir {dir}: {name} files not found there (need {wanted}, raw or .gz)", dir=data_dir,
+              name=name, wanted=wanted)
+        )  # fmt: skip
     env = os.environ.get("CNNLAB_DATA")
     tried = []
     for folder in (candidate_folders(Path(env), name) if env else []) + [cache_dir(name)]:
@@ -96,12 +100,13 @@ def locate(
 
 
 def _not_found(name: str, tried: list[str]) -> str:
-    return (
-        f"dataset {name!r} not found (looked in {', '.join(tried)}) and downloading is off or failed. "
-        f"Options: pass --data-dir DIR holding its files, set CNNLAB_DATA to a folder with a {name}/ subfolder, "
-        f"copy the files into {cache_dir(name)}, or go online so cnnlab can download them; "
-        "`--dataset mnist-sample` runs with no files at all"
-    )
+    return _(
+        "dataset {name} not found (looked in {tried}) and downloading is off or failed. "
+        "Options: pass --data-dir DIR holding its files, set CNNLAB_DATA to a folder with a {folder}/ subfolder, "
+        "copy the files into {cache}, or go online so cnnlab can download them; "
+        "`--dataset mnist-sample` runs with no files at all",
+        name=repr(name), tried=", ".join(tried), folder=name, cache=cache_dir(name),
+    )  # fmt: skip
 
 
 def fetch(
@@ -142,13 +147,21 @@ def download_file(
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise CnnlabError(f"cannot create data cache {dest}: {e.strerror}") from None
+        raise CnnlabError(
+            _("cannot create data cache {dest}: {reason}", dest=dest, reason=e.strerror)
+        ) from None
     errors = []
     for base in mirrors:
         url = base + spec.name
         try:
             return download(url, dest / spec.name, check=lambda part: verify(part, spec), progress=progress)
         except DownloadError as e:
-            errors.append(f"{url}: checksum mismatch (expected MD5 {spec.md5})" if e.checksum else str(e))
-    hint = _not_found(dataset, [str(dest)]) if dataset else ""
-    raise CnnlabError(f"could not download {spec.name}: " + "; ".join(errors) + (f". {hint}" if hint else ""))
+            if e.checksum:
+                errors.append(_("{url}: checksum mismatch (expected MD5 {md5})", url=url, md5=spec.md5))
+            else:
+                errors.append(f"{e.url}: {e.reason}")  # the network's own words (urllib's reason)
+    fields = dict(name=spec.name, errors="; ".join(errors))
+    if dataset:
+        hint = _not_found(dataset, [str(dest)])
+        raise CnnlabError(_("could not download {name}: {errors}. {hint}", hint=hint, **fields))
+    raise CnnlabError(_("could not download {name}: {errors}", **fields))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
+from cnnlab.i18n import _
 from cnnlab.models.published import Pretrained
 from cnnlab.options import unknown_error
 
@@ -70,12 +71,14 @@ def register_model(
     """Decorator: register a builder under `name` (hyphenated lower case) with optional old `aliases` and
     the model's facts (see `ModelFacts`). A name or alias already taken is an error, never a replacement."""
     if not _NAME.match(name):
-        raise ValueError(f"model name {name!r}: use lower-case words joined by hyphens (e.g. 'vgg11-bn')")
+        raise ValueError(
+            _("model name {name}: use lower-case words joined by hyphens (e.g. 'vgg11-bn')", name=repr(name))
+        )
 
     def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         for n in (name, *aliases):
             if n in _REGISTRY or n in _ALIASES:
-                raise ValueError(f"model name {n!r} is registered twice")
+                raise ValueError(_("model name {name} is registered twice", name=repr(n)))
         _REGISTRY[name] = ModelFacts(
             name,
             fn,

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from cnnlab.errors import EXIT_BAD_CHECKPOINT, CnnlabError
+from cnnlab.i18n import _
 from cnnlab.models import ModelFacts, facts_of, model_facts
 from cnnlab.models.weights import Weights
 
@@ -43,7 +44,7 @@ def head_name(model: nn.Module) -> str:
     aux = aux_prefixes(model)
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not n.startswith(aux)]
     if not names:
-        raise CnnlabError(f"{type(model).__name__} has no Linear classifier to replace")
+        raise CnnlabError(_("{model} has no Linear classifier to replace", model=type(model).__name__))
     return names[-1]
 
 
@@ -92,7 +93,9 @@ def load_into(
             del state[k]
         if has_aux:
             # torchvision: "auxiliary heads in the pretrained googlenet model are NOT pretrained"
-            notes.append("auxiliary heads have no pretrained weights: they start fresh (--no-aux drops them)")
+            notes.append(
+                _("auxiliary heads have no pretrained weights: they start fresh (--no-aux drops them)")
+            )
     if has_aux and not any(k.startswith(aux) for k in state):
         fresh |= {k for k in own if k.startswith(aux)}
     head = head_name(model)
@@ -106,9 +109,9 @@ def load_into(
                     if h + suffix in state:
                         state[h + suffix] = state[h + suffix][rows]
         notes.append(
-            f"classifier {head} kept: its {len(old_classes)} classes mapped to yours by name "
-            f"({_pairs(old_classes, classes, rows)})"
-        )
+            _("classifier {head} kept: its {n} classes mapped to yours by name ({pairs})", head=head,
+              n=len(old_classes), pairs=_pairs(old_classes, classes, rows))
+        )  # fmt: skip
         old_classes = list(classes)
     differ = any(
         f"{h}.weight" in state and state[f"{h}.weight"].shape != own[f"{h}.weight"].shape for h in heads
@@ -118,14 +121,30 @@ def load_into(
             for suffix in (".weight", ".bias"):
                 state.pop(h + suffix, None)
                 fresh.add(h + suffix)
-        was = f"{len(old_classes)} classes" if old_classes else "other classes"
-        notes.append(f"new classifier {head} for {len(classes)} classes (the weights' was for {was})")
+        if old_classes:
+            notes.append(
+                _("new classifier {head} for {n} classes (the weights' was for {was} classes)", head=head,
+                  n=len(classes), was=len(old_classes))
+            )  # fmt: skip
+        else:
+            notes.append(
+                _("new classifier {head} for {n} classes (the weights' was for other classes)", head=head,
+                  n=len(classes))
+            )  # fmt: skip
     conv = first_conv_name(model) + ".weight"
     if conv in state and state[conv].dim() == 4 and state[conv].shape[1] != own[conv].shape[1]:
         before = state[conv].shape[1]
         state[conv] = adapt_input_conv(state[conv], own[conv].shape[1])
-        how = "summed over" if own[conv].shape[1] == 1 else "repeated from"
-        notes.append(f"first convolution adapted to {own[conv].shape[1]} input channel(s) ({how} {before})")
+        if own[conv].shape[1] == 1:
+            notes.append(
+                _("first convolution adapted to {n} input channel(s) (summed over {before})",
+                  n=own[conv].shape[1], before=before)
+            )  # fmt: skip
+        else:
+            notes.append(
+                _("first convolution adapted to {n} input channel(s) (repeated from {before})",
+                  n=own[conv].shape[1], before=before)
+            )  # fmt: skip
     check_fit(model, own, state, fresh, w.source, model_name)
     model.load_state_dict(state, strict=False)
     return fresh, notes
@@ -142,21 +161,30 @@ def check_fit(model, own: dict, state: dict, fresh: set[str], source: str, model
     if shapes:
         k = shapes[0]
         parts.append(
-            f"{len(shapes)} shape mismatch(es), first {k}: file {_shape(state[k])} vs model {_shape(own[k])}"
-        )
+            _("{n} shape mismatch(es), first {name}: file {file} vs model {model}", n=len(shapes), name=k,
+              file=_shape(state[k]), model=_shape(own[k]))
+        )  # fmt: skip
     if missing:
-        parts.append(f"{len(missing)} name(s) missing from the file, e.g. {', '.join(missing[:3])}")
+        parts.append(
+            _("{n} name(s) missing from the file, e.g. {names}", n=len(missing), names=", ".join(missing[:3]))
+        )
     if extra:
-        parts.append(f"{len(extra)} name(s) the model lacks, e.g. {', '.join(extra[:3])}")
-    hint = ""
+        parts.append(_("{n} name(s) the model lacks, e.g. {names}", n=len(extra), names=", ".join(extra[:3])))
+    problems = "; ".join(parts)
     size = getattr(model, "cnnlab_kwargs", {}).get("input_size")
     if size is not None and size <= model_facts(model_name).small_max:
-        hint = (
-            f"; note: for {size}-px inputs cnnlab builds {model_name}'s small form (3x3 stem, small head), "
-            "which ImageNet-form weights (trained on > 64 px) do not fit"
-        )
+        problems += _(
+            "; note: for {size}-px inputs cnnlab builds {model}'s small form (3x3 stem, small head), which "
+            "ImageNet-form weights (trained on > 64 px) do not fit", size=size, model=model_name
+        )  # fmt: skip
     raise CnnlabError(
-        f"weights {source} do not fit {model_name}: " + "; ".join(parts) + hint, EXIT_BAD_CHECKPOINT
+        _(
+            "weights {source} do not fit {model}: {problems}",
+            source=source,
+            model=model_name,
+            problems=problems,
+        ),
+        EXIT_BAD_CHECKPOINT,
     )
 
 
@@ -174,13 +202,21 @@ def imagenet_model(w: Weights, model_name: str, classes: list[str] | None = None
     head, conv = head_name(probe), first_conv_name(probe) + ".weight"
     if f"{head}.weight" not in w.state or conv not in w.state:
         raise CnnlabError(
-            f"weights {w.source} do not fit {model_name}: no {head}.weight or {conv} in the file",
+            _(
+                "weights {source} do not fit {model}: no {head}.weight or {layer} in the file",
+                source=w.source,
+                model=model_name,
+                head=head,
+                layer=conv,
+            ),
             EXIT_BAD_CHECKPOINT,
         )
     n, c = w.state[f"{head}.weight"].shape[0], w.state[conv].shape[1]
     names = classes or w.classes or (imagenet_classes() if n == 1000 else [str(i) for i in range(n)])
     if len(names) != n:
-        raise CnnlabError(f"{len(names)} class names given but the classifier has {n} outputs")
+        raise CnnlabError(
+            _("{given} class names given but the classifier has {n} outputs", given=len(names), n=n)
+        )
     kwargs = {"num_classes": n, "in_channels": c, "input_size": size}
     if model_facts(model_name).aux_heads:  # prediction only: untrained aux heads are not built
         kwargs["aux_logits"] = False
@@ -209,8 +245,9 @@ def model_from_weights(name: str, pretrained: bool, weights_file: str | None, cl
 
     if name not in list_models():
         raise CnnlabError(
-            f"unknown model {name!r} (with --pretrained/--weights give a model name, see `cnnlab models`)"
-        )
+            _("unknown model {name} (with --pretrained/--weights give a model name, see `cnnlab models`)",
+              name=repr(name))
+        )  # fmt: skip
     w = from_file(weights_file) if weights_file else download(name)
     classes = read_classes(classes_file) if classes_file else None
     if w.kind == "cnnlab":  # a cnnlab run: its own model, classes and preprocessing
@@ -218,11 +255,18 @@ def model_from_weights(name: str, pretrained: bool, weights_file: str | None, cl
 
         model, meta = load_checkpoint(w.source)
         if meta["model"] != name:
-            raise CnnlabError(f"--weights {weights_file} holds a {meta['model']} run, not {name}")
+            raise CnnlabError(
+                _("--weights {file} holds a {model} run, not {name}", file=weights_file, model=meta["model"],
+                  name=name)
+            )  # fmt: skip
         if classes is not None:
             if len(classes) != len(meta["classes"]):
                 raise CnnlabError(
-                    f"--classes has {len(classes)} names, the checkpoint {len(meta['classes'])}"
+                    _(
+                        "--classes has {n} names, the checkpoint {has}",
+                        n=len(classes),
+                        has=len(meta["classes"]),
+                    )
                 )
             meta["classes"] = classes
         return model, meta

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn as nn
 
+from cnnlab.i18n import N_
 from cnnlab.models import register_model
 from cnnlab.models.published import torchvision_weights
 
@@ -229,7 +230,7 @@ FACTS = {"aux_heads": ("aux1", "aux2"), "small_max": SMALL_MAX, "gradcam_layer":
 
 
 @register_model(
-    "googlenet", no_weights_hint="torchvision's GoogLeNet weights fit --model googlenet-tv", **FACTS
+    "googlenet", no_weights_hint=N_("torchvision's GoogLeNet weights fit --model googlenet-tv"), **FACTS
 )
 def googlenet(**kwargs: Any) -> GoogLeNet:
     return GoogLeNet(kernel5=5, **kwargs)

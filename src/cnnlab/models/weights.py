@@ -24,6 +24,7 @@ from cnnlab.checkpoint import check_tensors, load_state, read_meta, resolve
 from cnnlab.core.download import DownloadError, download
 from cnnlab.core.files import PICKLE_SUFFIXES
 from cnnlab.errors import EXIT_BAD_CHECKPOINT, CnnlabError
+from cnnlab.i18n import _
 from cnnlab.models.published import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -100,30 +101,37 @@ def pretrained_file(model: str, progress: bool = True, base_url: str | None = No
     facts = model_facts(model)  # old spellings (vgg11_bn) still work
     p = facts.weights
     if p is None:
-        hint = f" ({facts.no_weights_hint})" if facts.no_weights_hint else ""
+        fields = dict(model=repr(facts.name), names=", ".join(pretrained_names()))
+        if facts.no_weights_hint:
+            raise CnnlabError(
+                _("no published ImageNet weights for {model} ({hint}); --pretrained exists for: {names}; or "
+                  "pass --weights FILE", hint=_(facts.no_weights_hint), **fields)
+            )  # fmt: skip
         raise CnnlabError(
-            f"no published ImageNet weights for {facts.name!r}{hint}; --pretrained exists for: "
-            f"{', '.join(pretrained_names())}; or pass --weights FILE"
-        )
+            _("no published ImageNet weights for {model}; --pretrained exists for: {names}; or pass --weights "
+              "FILE", **fields)
+        )  # fmt: skip
     name = p.file
     for folder in (weights_dir(), hub_dir()):
         if (folder / name).is_file():
             return folder / name
     base = base_url or os.environ.get("CNNLAB_WEIGHTS_URL") or p.url
     url, target = base.rstrip("/") + "/" + name, weights_dir() / name
-    hint = f"download it yourself into {target} or pass --weights FILE"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         return download(url, target, check=lambda part: hash_ok(part, name), progress=progress)
-    except OSError as e:
-        raise CnnlabError(f"cannot download {url} ({e}); {hint}") from None
-    except DownloadError as e:
-        if not e.checksum:
-            raise CnnlabError(f"cannot download {url} ({e.reason}); {hint}") from None
+    except (OSError, DownloadError) as e:
+        if isinstance(e, OSError) or not e.checksum:
+            reason = e.reason if isinstance(e, DownloadError) else e
+            raise CnnlabError(
+                _("cannot download {url} ({reason}); download it yourself into {target} or pass --weights FILE",
+                  url=url, reason=reason, target=target)
+            ) from None  # fmt: skip
         raise CnnlabError(  # the file was deleted: never used, never left behind
-            f"{url}: SHA-256 does not start with {HASH_REGEX.search(name).group(1)} as its name says; "
-            f"the download was deleted. Try again, or {hint}"
-        ) from None
+            _("{url}: SHA-256 does not start with {prefix} as its name says; the download was deleted. Try "
+              "again, or download it yourself into {target} or pass --weights FILE", url=url,
+              prefix=HASH_REGEX.search(name).group(1), target=target)
+        ) from None  # fmt: skip
 
 
 def pretrained(model: str, progress: bool = True) -> Weights:
@@ -137,7 +145,7 @@ def from_file(path: str | Path) -> Weights:
     """Weights from a torchvision/timm `.pth`, a `.safetensors` file or a cnnlab run folder/checkpoint."""
     p = Path(path)
     if not p.exists():
-        raise CnnlabError(f"--weights {path}: no such file or folder")
+        raise CnnlabError(_("--weights {path}: no such file or folder", path=path))
     if p.is_dir() or p.suffix in (".json", ".safetensors"):
         p = resolve(p)
         from safetensors import safe_open
@@ -146,7 +154,9 @@ def from_file(path: str | Path) -> Weights:
             with safe_open(str(p), framework="pt") as f:
                 header = f.metadata() or {}
         except Exception as e:  # safetensors raises its own error types for a non-safetensors file
-            raise CnnlabError(f"{p}: not a readable safetensors file ({e})", EXIT_BAD_CHECKPOINT) from None
+            raise CnnlabError(
+                _("{path}: not a readable safetensors file ({detail})", path=p, detail=e), EXIT_BAD_CHECKPOINT
+            ) from None
         if "cnnlab" in header:
             meta = read_meta(p)
             pre = {k: meta[k] for k in ("mean", "std", "resize", "crop") if k in meta}
@@ -189,11 +199,16 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
         try:
             state = load_file(str(path))
         except Exception as e:
-            raise CnnlabError(f"{path}: not a readable safetensors file ({e})", EXIT_BAD_CHECKPOINT) from None
+            raise CnnlabError(
+                _("{path}: not a readable safetensors file ({detail})", path=path, detail=e),
+                EXIT_BAD_CHECKPOINT,
+            ) from None
         check_tensors(state, path)  # NaN/inf or integer weights: exit 7 naming the tensor
         return state
     if path.suffix not in PICKLE_SUFFIXES + (".bin", ".ckpt", ".tar"):
-        raise CnnlabError(f"{path}: expected a .pth/.pt, .safetensors file or a cnnlab run folder")
+        raise CnnlabError(
+            _("{path}: expected a .pth/.pt, .safetensors file or a cnnlab run folder", path=path)
+        )
     state = load_state(path)
     # timm / lightning / cnnlab's state.pt wrap the state dict; DDP prefixes every name with "module."
     for key in ("state_dict", "model_state_dict", "model", "state_dict_ema"):
@@ -202,7 +217,8 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
             break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CnnlabError(
-            f"{path}: not a state dict (expected parameter names -> tensors)", EXIT_BAD_CHECKPOINT
+            _("{path}: not a state dict (expected parameter names -> tensors)", path=path),
+            EXIT_BAD_CHECKPOINT,
         )
     state = {k.removeprefix("module."): v for k, v in state.items()}
     check_tensors(state, path)  # NaN/inf or integer weights: exit 7 naming the tensor
@@ -219,10 +235,12 @@ def read_classes(path: str | Path) -> list[str]:
     try:
         text = Path(path).read_text()
     except OSError as e:
-        raise CnnlabError(f"--classes {path}: {e.strerror or e}") from None
+        raise CnnlabError(_("--classes {path}: {reason}", path=path, reason=e.strerror or e)) from None
     if text.lstrip().startswith("["):
         try:
             return [str(c) for c in json.loads(text)]
         except (ValueError, RecursionError) as e:  # RecursionError: nested thousands deep
-            raise CnnlabError(f"--classes {path}: not a JSON list ({e or 'nested too deep'})") from None
+            raise CnnlabError(
+                _("--classes {path}: not a JSON list ({detail})", path=path, detail=e or _("nested too deep"))
+            ) from None
     return [line.strip() for line in text.splitlines() if line.strip()]
