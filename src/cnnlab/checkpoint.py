@@ -9,6 +9,7 @@ a pickle that names any callable outside torch's allow-list is refused before it
 
 import json
 import pickle
+import re
 import warnings
 from pathlib import Path
 
@@ -229,7 +230,11 @@ def load_state(path: Path) -> dict:
 
 
 def _unsafe_reason(message: str) -> str:
-    """The one informative line of torch's weights-only refusal (e.g. "unsupported GLOBAL posix.system")."""
+    """What torch's weights-only refusal names: "unsupported GLOBAL posix.system" (the pickle's import of a
+    callable, in the current language), else the one informative line of torch's message as it is."""
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    if found:
+        return _("unsupported GLOBAL {name}", name=found.group(1).rstrip("."))
     for line in message.splitlines():
         low = line.lower()
         if "global" in low or "unsupported" in low:
