@@ -10,8 +10,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-
-from conftest import run_cli
+from conftest import run_cli, untrained_checkpoint
 
 KO = {"CNNLAB_LANG": "", "LANGUAGE": "", "LC_ALL": "", "LC_MESSAGES": "", "LANG": "ko_KR.UTF-8"}
 HANGUL = re.compile(r"[가-힣]")
@@ -33,22 +32,24 @@ NAMES = {  # kept in English in every language: formats, libraries, units, layer
 }  # fmt: skip
 
 
-def english_words(text: str, extra=()) -> set[str]:
-    """English message words left in `text` once names, flags, paths, calls and numbers are taken out."""
+def _prose(text: str, extra=()) -> list[str]:
+    """The words of `text` once names, flags, paths, 'quoted' keys, calls and numbers are taken out."""
     for name in extra:
         text = text.replace(str(name), " ")
-    text = re.sub(r"\S*[._\-/=\\(\[]\S*|\w*\d\w*", " ", text)
-    return {w for w in re.findall(r"[A-Za-z]{2,}", text) if w not in NAMES and w.lower() in ENGLISH}
+    text = re.sub(r"'[^'\s]+'|\S*[._\-/=\\(\[]\S*|\w*\d\w*", " ", text)
+    return [w for w in re.findall(r"[A-Za-z]{2,}", text) if w not in NAMES]
 
 
-def assert_korean(text: str, extra=(), data_line=re.compile(r"^[\s\d.,:%|()\-x\\]*$")) -> None:
-    """Every line a person reads has Hangul (lines of numbers only, a table's rows, are data), and no English
+def english_words(text: str, extra=()) -> set[str]:
+    """English message words left in `text` (names, flags, paths and numbers aside)."""
+    return {w for w in _prose(text, extra) if w.lower() in ENGLISH}
+
+
+def assert_korean(text: str, extra=()) -> None:
+    """Every line with words in it has Hangul (a table's rows of names and numbers need none), and no English
     message word is left."""
     for line in text.splitlines():
-        stripped = line
-        for name in extra:
-            stripped = stripped.replace(str(name), "")
-        if line.strip() and not data_line.match(stripped) and not HANGUL.search(line):
+        if _prose(line, extra) and not HANGUL.search(line):
             pytest.fail(f"a line without Hangul: {line!r}")
     assert english_words(text, extra) == set(), text
 
@@ -59,9 +60,15 @@ def ko(*args: str, check: bool = True, cwd=None):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    """A run of chapter-cnn on the bundled sample, as `cnnlab train` leaves it (one epoch)."""
+    """A run folder as `cnnlab train --dataset mnist-sample` leaves it (checkpoint and metrics.csv), with an
+    untrained chapter-cnn: the words are what is tested here, and training would cost a minute."""
     folder = tmp_path_factory.mktemp("ko") / "run"
-    run_cli("train", "--dataset", "mnist-sample", "--epochs", "1", "--out", str(folder), env={"CNNLAB_LANG": "en"})
+    folder.mkdir()
+    untrained_checkpoint(folder / "best")
+    (folder / "metrics.csv").write_text(
+        "epoch,train_loss,test_loss,test_accuracy,val_loss,val_accuracy,images_per_second,seconds\n"
+        "1,2.02,1.35,0.79,,,155.6,51.4\n2,0.61,0.42,0.88,,,160.1,50.2\n"
+    )
     return folder
 
 
@@ -89,7 +96,10 @@ def test_eval_is_korean_and_english_with_lang_en(run, tmp_path):
     en = run_cli("eval", str(run), "--lang", "en", env=KO).stdout
     first = en.splitlines()[0]
     assert re.fullmatch(r"mnist-sample test: accuracy [\d.]+% \(\d+/\d+ images, \d+ images/s\)", first), first
-    assert "true \\ pred" in en and "most confidently wrong (10, least probability on the true class first):" in en
+    assert (
+        "true \\ pred" in en
+        and "most confidently wrong (10, least probability on the true class first):" in en
+    )
     assert re.search(r"  test\[\d+\]: true \d \([\d.]+%\), predicted \d \([\d.]+%\)", en)
     assert not HANGUL.search(en)
 
@@ -141,33 +151,48 @@ def test_predict_one_file_a_folder_a_missing_file_and_csv(run, digit_png, tmp_pa
     assert "cnnlab: 오류: " in err and "파일 3개 중 2개 실패" in err and f"{csv}에 3행을 썼습니다" in err
     assert "파일이 없습니다" in err and "읽을 수 있는 이미지가 아닙니다" in err
     assert_korean(err, [tmp_path, "UnidentifiedImageError"])
-    en = run_cli("predict", str(run), str(tmp_path / "missing.png"), str(digit_png), "--lang", "en", env=KO, check=False)
-    assert "cnnlab: error: " in en.stderr and "no such file" in en.stderr and "1 of 2 files failed" in en.stderr
+    en = run_cli(
+        "predict",
+        str(run),
+        str(tmp_path / "missing.png"),
+        str(digit_png),
+        "--lang",
+        "en",
+        env=KO,
+        check=False,
+    )
+    assert (
+        "cnnlab: error: " in en.stderr and "no such file" in en.stderr and "1 of 2 files failed" in en.stderr
+    )
     assert not HANGUL.search(en.stderr)
 
 
 # ---------------------------------------------------------------- summary, explain, models, bench
 
 
-def test_summary_models_and_explain_topics_in_korean(run):
-    from cnnlab.inside.explain import TOPICS
+def test_summary_models_and_explain_in_korean():
+    from cnnlab.inside.explain import TOPICS, explain
+    from cnnlab.models import list_models
 
     table = ko("summary", "chapter-cnn").stdout
     assert "곱셈-덧셈" in table and "MACs" not in table.splitlines()[1]  # the header has no English word
-    assert_korean(table, ["chapter-cnn", "ChapterCNN"], re.compile(r"^[\s\w.,()\-x]*\d[\s\w.,()\-x]*$"))
+    assert_korean(table, ["chapter-cnn"])
     models = ko("models").stdout
     assert models.splitlines()[1].split()[:3] == ["모델", "파라미터", "곱셈-덧셈"]
-    assert english_words(models) == set()
-    values = {"parameters": ["chapter-cnn"]}
-    for topic in TOPICS:
-        steps = ko("explain", topic, *values.get(topic, [])).stdout
-        assert HANGUL.search(steps) and english_words(steps, ["chapter-cnn"]) == set(), (topic, steps)
+    assert_korean(models, sorted(list_models(), key=len, reverse=True))  # model names are names
     walk = ko("explain", "output-size", "--model", "chapter-cnn").stdout
-    assert english_words(walk, ["chapter-cnn"]) == set()
+    assert "마지막 특성 맵 64x3x3" in walk
+    assert_korean(walk, ["chapter-cnn"])
+    values = {"parameters": ["chapter-cnn"]}
+    for topic in TOPICS:  # every topic in-process: the same steps the command prints
+        steps = "\n".join(explain(topic, *values.get(topic, []), lang="ko")["steps"])
+        assert HANGUL.search(steps) and english_words(steps, ["chapter-cnn"]) == set(), (topic, steps)
 
 
 def test_bench_in_korean():
-    r = ko("bench", "chapter-cnn", "--batch-size", "8", "--warmup", "0", "--repeats", "1", "--precision", "fp32")
+    r = ko(
+        "bench", "chapter-cnn", "--batch-size", "8", "--warmup", "0", "--repeats", "1", "--precision", "fp32"
+    )
     assert "곱셈-덧셈/이미지" in r.stdout and "학습 이미지/초" in r.stdout
     assert english_words(r.stdout + r.stderr, ["chapter-cnn"]) == set(), r.stdout + r.stderr
 
@@ -175,15 +200,41 @@ def test_bench_in_korean():
 # ---------------------------------------------------------------- export
 
 
-def test_export_in_korean(run, tmp_path):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    r = ko("export", str(run), str(tmp_path / "out.onnx"))
-    assert "내보냈습니다" in r.stdout and "예측 일치 64/64" in r.stdout
-    assert_korean(r.stdout, [run, tmp_path, "chapter-cnn", "mnist-sample"])
+def test_export_in_korean(run, tmp_path, monkeypatch, capsys):
+    """The report of `cnnlab export` (the export itself, minutes of tracing, is tested in test_export.py),
+    and its early error through the real CLI."""
+    import argparse
+
+    import cnnlab.export
+    from cnnlab.commands import export
+    from cnnlab.i18n import _, using
+
+    report = {
+        "onnx": str(tmp_path / "out.onnx"),
+        "model": "chapter-cnn",
+        "opset": 18,
+        "bytes": 2**19,
+        "checked_on": "64 test images",
+        "max_abs_diff": 1e-6,
+        "tolerance": 1e-3,
+        "predictions_agree": 64,
+        "images": 64,
+    }
+    monkeypatch.setattr(cnnlab.export, "export_checkpoint", lambda *a: report)
+    args = argparse.Namespace(
+        checkpoint=str(run), out=report["onnx"], opset=None, tolerance=1e-3, data_dir=None
+    )
+    args.json = False
+    with using("ko"):
+        report["checked_on"] = _("{n} {dataset} test images", n=64, dataset="mnist-sample")
+        export.run(args)
+    out = capsys.readouterr().out
+    assert "chapter-cnn을(를) " in out and "내보냈습니다" in out and "예측 일치 64/64" in out
+    assert "mnist-sample 테스트 이미지 64장" in out
+    assert_korean(out, [tmp_path, "chapter-cnn", "mnist-sample"])
     bad = ko("export", str(run), str(tmp_path / "no" / "such" / "out.onnx"), check=False)
-    assert bad.returncode != 0 and bad.stderr.startswith("cnnlab: 오류: ")
-    assert english_words(bad.stderr, [tmp_path]) == set(), bad.stderr
+    assert bad.returncode == 4 and bad.stderr.startswith("cnnlab: 오류: ")
+    assert_korean(bad.stderr, [tmp_path])
 
 
 # ---------------------------------------------------------------- plot
@@ -212,7 +263,10 @@ def test_every_plot_kind_in_korean_with_no_glyph_warning(run, digit_png, tmp_pat
                 texts += legend.get_texts() if legend else []
             words = " ".join(t.get_text() for t in texts if t is not None)
             assert HANGUL.search(words), kind
-            assert english_words(words, ["chapter-cnn", "mnist-sample", run.name, "Grad-CAM"]) == set(), (kind, words)
+            assert english_words(words, ["chapter-cnn", "mnist-sample", run.name, "Grad-CAM"]) == set(), (
+                kind,
+                words,
+            )
             fig.savefig(tmp_path / f"{kind}.png")  # drawing too: tick labels are made then
 
 
@@ -230,40 +284,54 @@ def test_plot_curves_cli_draws_hangul_with_warnings_as_errors(run, tmp_path):
 COMMANDS = ["eval", "predict", "export", "serve", "models", "plot", "bench", "summary", "explain"]
 
 
+def help_entries(text: str) -> list[tuple[str, str]]:
+    """(the option or argument as --help writes it, its help) of each entry of an argparse --help."""
+    entries: list[list[str]] = []
+    body = text[text.index("\n\n") :]  # past the usage lines
+    for line in body.splitlines():
+        if re.match(r"^ {2,4}\S", line):
+            entries.append((re.split(r"\s{2,}", line.strip(), maxsplit=1) + [""])[:2])
+        elif line.startswith(" " * 5) and entries:
+            entries[-1][1] = (entries[-1][1] + " " + line.strip()).strip()
+    return [(flag, help_) for flag, help_ in entries]
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_option_has_korean_help(command):
-    """Every option and argument of the command (and of each plot kind) has Korean help."""
+    """Every option and argument of the command (and of each plot kind) has Korean help, argparse's own
+    -h included, and no English message word in it."""
     from cnnlab.cli import build_parser
     from cnnlab.i18n import using
+    from cnnlab.i18n.argparse_words import in_language
 
-    with using("ko"):
+    with using("ko"), in_language():
         parser = build_parser(command)
-    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
-    parsers = [sub]
-    for action in sub._actions:  # plot's kinds
-        if action.dest == "kind":
-            parsers += list(action.choices.values())
-    for p in parsers:
-        for action in p._actions:
-            if action.dest in ("kind",):
-                continue
-            assert action.help and HANGUL.search(action.help), (p.prog, action.dest, action.help)
-            assert english_words(action.help) == set(), (p.prog, action.dest, action.help)
+        sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+        kinds = [a for a in sub._actions if a.dest == "kind"]
+        parsers = [sub, *(kinds[0].choices.values() if kinds else [])]
+        texts = {p.prog: p.format_help() for p in parsers}
+    for prog, text in texts.items():
+        entries = [e for e in help_entries(text) if e[0] != "KIND"]  # plot's group of kinds: no help line
+        assert len(entries) >= 3, (prog, text)
+        for flag, help_ in entries:
+            assert HANGUL.search(help_), (prog, flag, help_)
+            choices = [c for group in re.findall(r"\{([^}]*)\}", flag) for c in group.split(",")]
+            assert english_words(help_, choices) == set(), (prog, flag, help_)  # "기본값 train": a value
 
 
 def test_help_through_the_cli_is_korean():
-    for command in ("eval", "predict", "serve"):
-        text = ko(command, "--help").stdout
-        assert text.startswith("사용법: ") and "옵션:" in text
+    text = ko("eval", "--help").stdout
+    assert text.startswith("사용법: ") and "옵션:" in text and "혼동 행렬 그림(PNG)도 그립니다" in text
+    assert "혼동 행렬 그림(PNG)도 그립니다" not in run_cli("eval", "--help", "--lang", "en", env=KO).stdout
 
 
 def test_errors_of_these_commands_are_korean_lines(run):
     r = ko("serve", str(run), "--port", "70000", check=False)
     assert r.returncode == 2 and r.stderr.startswith("cnnlab: 오류: --port 70000")
-    r = ko("eval", str(run), "--dataset", "fashion-mnist", "--data-dir", "/nonexistent", check=False)
-    assert r.returncode != 0 and r.stderr.startswith("cnnlab: 오류: ")
     r = ko("predict", str(run), str(run), check=False)  # a folder with no image in it
-    assert r.returncode == 2 and r.stderr.startswith("cnnlab: 오류: ")
+    assert (
+        r.returncode == 2 and r.stderr.strip() == f"cnnlab: 오류: {run}: 이 폴더에는 이미지 파일이 없습니다"
+    )
 
 
 def test_serve_lines_are_korean_and_api_errors_english(run):
@@ -344,7 +412,9 @@ def test_the_check_finds_an_unwrapped_message():
     """The AST check itself: an unwrapped CnnlabError, print and help= are each found."""
     sample = 'raise CnnlabError(f"bad {x}")\nprint("done")\np.add_argument("--a", help="an option")\n'
     nodes = [n for n in ast.walk(ast.parse(sample)) if isinstance(n, ast.Call)]
-    flagged = [n for n in nodes if (n.args and wording(n.args[0])) or any(wording(k.value) for k in n.keywords)]
+    flagged = [
+        n for n in nodes if (n.args and wording(n.args[0])) or any(wording(k.value) for k in n.keywords)
+    ]
     assert len(flagged) == 3
     assert not wording(ast.parse('_("done")').body[0].value)
 

@@ -165,11 +165,13 @@ def export_checkpoint(
     target = output_file(out, reads=[checkpoint])
     if not target.parent.is_dir():
         raise CnnlabError(
-            _("cannot write {out}: {folder} is not a folder", out=out, folder=target.parent), EXIT_OUT_UNWRITABLE
+            _("cannot write {out}: {folder} is not a folder", out=out, folder=target.parent),
+            EXIT_OUT_UNWRITABLE,
         )
     if not os.access(target.parent, os.W_OK):  # before minutes of tracing: one line, the write exit code
         raise CnnlabError(
-            _("cannot write {out}: {folder} is not writable", out=out, folder=target.parent), EXIT_OUT_UNWRITABLE
+            _("cannot write {out}: {folder} is not writable", out=out, folder=target.parent),
+            EXIT_OUT_UNWRITABLE,
         )
     model, meta = load_checkpoint(checkpoint)
     used = export_onnx(model, meta, out, opset)

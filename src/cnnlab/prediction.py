@@ -85,9 +85,13 @@ def _decode(f, name: str) -> Image.Image:
         img.load()
         return ImageOps.exif_transpose(img)
     except Image.DecompressionBombError:
-        raise CnnlabError(_("{name}: image too large (over {limit:,} pixels)", name=name, limit=MAX_PIXELS)) from None
+        raise CnnlabError(
+            _("{name}: image too large (over {limit:,} pixels)", name=name, limit=MAX_PIXELS)
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise CnnlabError(_("{name}: not a readable image ({kind})", name=name, kind=type(e).__name__)) from None
+        raise CnnlabError(
+            _("{name}: not a readable image ({kind})", name=name, kind=type(e).__name__)
+        ) from None
 
 
 def mnist_style(img: Image.Image, size: int = 28) -> torch.Tensor:
@@ -140,7 +144,7 @@ def photo_style(img: Image.Image, shape: tuple[int, int, int]) -> torch.Tensor:
     centre crop, alpha on white, greyscale or RGB."""
     from cnnlab.data.images import to_array
 
-    c, h, _ = shape
+    c, h, _w = shape
     return torch.from_numpy(to_array(img, h, c).copy())
 
 

@@ -79,7 +79,8 @@ def print_result(result: dict) -> None:
         )
     else:
         line = _(
-            "{dataset} test: accuracy {accuracy:.2%} ({correct}/{total} images, {speed:.0f} images/s)", **fields
+            "{dataset} test: accuracy {accuracy:.2%} ({correct}/{total} images, {speed:.0f} images/s)",
+            **fields,
         )
     print(line)
     for name, acc in result["per_class"].items():
@@ -116,7 +117,8 @@ def format_confusion(conf: list[list[int]], classes: list[str]) -> str:
     """The confusion matrix as a text table: a row per true class, a column per predicted class."""
     names = [str(c)[:6] for c in classes]
     digits = len(str(max((v for row in conf for v in row), default=0)))
-    w = max(6, digits + 1, *(columns(n) for n in names))  # Hangul class names take two columns a letter
+    wide = [columns(n) + 1 for n in names if columns(n) > len(n)]  # Hangul names: two columns a letter
+    w = max(6, digits + 1, *wide)
     corner = _("true \\ pred")
     left = max(12, columns(corner) + 1)
     lines = [pad(corner, left) + "".join(pad(n, w, right=True) for n in names)]

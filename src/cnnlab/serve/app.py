@@ -223,7 +223,7 @@ def create_app(
     @app.post("/api/detail")
     async def detail(request: Request, column: int, unit: int = 0) -> JSONResponse:
         """The real numbers behind unit `unit` of overview column `column`, for the same image body."""
-        data, _ = await read_upload(request)
+        data, _wanted = await read_upload(request)
 
         def answer() -> dict:
             return explorer.detail(predictor.prepare(data), column, unit)
