@@ -358,6 +358,10 @@ def test_serve_lines_are_korean_and_api_errors_english(run):
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     first = next(line for line in log.splitlines() if line.startswith("cnnlab serve:"))
     assert "주소 http://127.0.0.1:" in first and "Ctrl-C로 멈춤" in first
+    assert (
+        "서버 프로세스를 시작했습니다 [" in log and "애플리케이션을 시작했습니다." in log
+    )  # uvicorn's lines
+    assert "Started server process" not in log and "startup complete" not in log
     assert body["error"].startswith("upload: not a readable image") and not HANGUL.search(body["error"])
 
 

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cnnlab.serve.app import bind, create_app
     from cnnlab.serve.deadline import KEEP_ALIVE_SECONDS, header_deadline_protocol
+    from cnnlab.serve.logs import translate_uvicorn_lines
 
     if not 0 <= args.port <= 65535:
         raise CnnlabError(_("--port must be 0..65535, got {value}", value=args.port))
@@ -101,5 +102,6 @@ def run(args: argparse.Namespace) -> int:
         http=header_deadline_protocol(args.request_timeout),  # slow headers: closed (serve/deadline.py)
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+    translate_uvicorn_lines()  # uvicorn's own lines ("Started server process ...") in the language chosen
     uvicorn.Server(config).run(sockets=[sock])
     return 0
