@@ -89,7 +89,7 @@ def digit_png(tmp_path_factory) -> Path:
 def test_eval_is_korean_and_english_with_lang_en(run, tmp_path):
     r = ko("eval", str(run), "--plot", str(tmp_path / "confusion.png"))
     out = r.stdout
-    assert "mnist-sample 테스트: 정확도 " in out and "실제 \\ 예측" in out
+    assert "mnist-sample 테스트: 정확도 " in out and "정답 \\ 예측" in out
     assert "가장 자신 있게 틀린 예측 (10개" in out and "테스트[" in out and "혼동 행렬 그림: " in out
     assert_korean(out, [run, tmp_path, "mnist-sample"])
     assert (tmp_path / "confusion.png").stat().st_size > 10_000
