@@ -1,6 +1,5 @@
 """`cnnlab export`: an ONNX round trip for every model family, through the real CLI, at small size."""
 
-import argparse
 import json
 
 import numpy as np
@@ -78,8 +77,5 @@ def test_a_diff_over_the_tolerance_fails(tmp_path, monkeypatch):
     out = tmp_path / "m.onnx"
     monkeypatch.setattr(export, "export_onnx", lambda model, meta, path, opset: path.write_bytes(b"x") or 18)
     monkeypatch.setattr(export, "compare", lambda *a: (0.5, 60))
-    args = argparse.Namespace(
-        checkpoint=str(ckpt), out=str(out), opset=None, tolerance=1e-3, data_dir=None, json=False
-    )
     with pytest.raises(CnnlabError, match=r"max abs diff 0\.5 > tolerance 0\.001"):
-        export.run(args)
+        export.export_checkpoint(str(ckpt), out, tolerance=1e-3)

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from cnnlab.errors import CnnlabError
-from cnnlab.i18n import check
+from cnnlab.i18n import _, check
 
 
 def train(config=None, /, **settings) -> dict:
@@ -28,7 +28,9 @@ def train(config=None, /, **settings) -> dict:
     names = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(settings) - names)
     if unknown:
-        raise CnnlabError(f"unknown TrainConfig field(s): {', '.join(unknown)}; see cnnlab.TrainConfig")
+        raise CnnlabError(
+            _("unknown TrainConfig field(s): {names}; see cnnlab.TrainConfig", names=", ".join(unknown))
+        )
     given = None  # a TrainConfig is taken as it is; keywords are like flags (a folder fills the rest)
     if config is None:
         cfg = config_from_args(SimpleNamespace(**{name: settings.get(name) for name in names}))
@@ -36,7 +38,9 @@ def train(config=None, /, **settings) -> dict:
     elif isinstance(config, TrainConfig):
         cfg = replace(config, **settings)
     else:
-        raise CnnlabError(f"train() takes a TrainConfig or keyword arguments, not {type(config).__name__}")
+        raise CnnlabError(
+            _("train() takes a TrainConfig or keyword arguments, not {kind}", kind=type(config).__name__)
+        )
     return run_training(cfg, given=given)
 
 
@@ -69,7 +73,7 @@ def predict(checkpoint, images, top: int = 3, save_input: str | Path | None = No
     if isinstance(images, (str, Path, Image.Image)):
         images = [images]
     if not images:
-        raise CnnlabError("predict needs at least one image")
+        raise CnnlabError(_("predict needs at least one image"))
     return predict_records(checkpoint, list(images), top, save_input)
 
 

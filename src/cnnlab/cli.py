@@ -59,8 +59,11 @@ def json_text(value) -> str:
         from cnnlab.errors import EXIT_BAD_CHECKPOINT  # torch is loaded by now: the result came from it
 
         raise CnnlabError(
-            f"the result is not finite at {_non_finite(value) or '?'} (NaN or infinity, which JSON cannot "
-            "hold): the model's outputs are not finite numbers",
+            _(
+                "the result is not finite at {where} (NaN or infinity, which JSON cannot hold): the model's "
+                "outputs are not finite numbers",
+                where=_non_finite(value) or "?",
+            ),
             EXIT_BAD_CHECKPOINT,
         ) from None
 
@@ -70,7 +73,7 @@ def _non_finite(value, where: str = "") -> str | None:
     import math
 
     if isinstance(value, float):
-        return None if math.isfinite(value) else where or "the top"
+        return None if math.isfinite(value) else where or _("the top")
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for k, v in items:
         found = _non_finite(v, f"{where}.{k}" if isinstance(k, str) else f"{where}[{k}]")

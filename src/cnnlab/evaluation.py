@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from cnnlab.core.autocast import autocast
 from cnnlab.data import to_float
+from cnnlab.i18n import _
 
 
 @torch.inference_mode()
@@ -108,9 +109,16 @@ def eval_data(meta: dict, checkpoint, dataset: str | None, data_dir: str | None,
         data = load_test_split(name, data_dir, progress=progress)
     if tuple(data.shape) != tuple(meta["input_shape"]) or list(data.classes) != list(meta["classes"]):
         raise CnnlabError(
-            f"the checkpoint was trained on {meta['dataset']} ({list(meta['input_shape'])} images, classes "
-            f"{_short(meta['classes'])}); {data.name} has {list(data.shape)} images, classes "
-            f"{_short(data.classes)}: its accuracy would mean nothing"
+            _(
+                "the checkpoint was trained on {dataset} ({shape} images, classes {classes}); {name} has "
+                "{data_shape} images, classes {data_classes}: its accuracy would mean nothing",
+                dataset=meta["dataset"],
+                shape=list(meta["input_shape"]),
+                classes=_short(meta["classes"]),
+                name=data.name,
+                data_shape=list(data.shape),
+                data_classes=_short(data.classes),
+            )
         )
     return data
 

@@ -29,6 +29,7 @@ from cnnlab.checkpoint import load_checkpoint
 from cnnlab.core.files import atomic_write, output_file
 from cnnlab.data import load_dataset, to_float
 from cnnlab.errors import EXIT_OUT_UNWRITABLE, CnnlabError
+from cnnlab.i18n import _
 
 TOLERANCE = 1e-3  # float32 kernels differ in summation order: ~1e-6 is typical, 1e-3 is a real bug
 CHECK_IMAGES = 64
@@ -77,12 +78,23 @@ def export_onnx(model: nn.Module, meta: dict, out: Path, opset: int | None = Non
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             tail = " | ".join(log.getvalue().strip().splitlines()[-3:])
             raise CnnlabError(
-                f"ONNX export of {meta['model']} failed: {type(e).__name__}: {first} [{tail}]"
+                _(
+                    "ONNX export of {model} failed: {kind}: {first} [{tail}]",
+                    model=meta["model"],
+                    kind=type(e).__name__,
+                    first=first,
+                    tail=tail,
+                )
             ) from None
     used = int(program.model.opset_imports.get("", 0))
     if opset is not None and used != opset:  # the exporter falls back to its own opset when it cannot convert
         raise CnnlabError(
-            f"{meta['model']} cannot be exported at opset {opset} (the exporter produced opset {used})"
+            _(
+                "{model} cannot be exported at opset {opset} (the exporter produced opset {used})",
+                model=meta["model"],
+                opset=opset,
+                used=used,
+            )
         )
     program.model.metadata_props["cnnlab"] = json.dumps({k: v for k, v in meta.items() if k != "config"})
     program.model.doc_string = (
@@ -102,9 +114,8 @@ def check_images(
 
         try:
             data = load_for_checkpoint(meta, checkpoint, None, data_dir, progress=False)
-            return data.test_x[
-                :count
-            ], f"{min(count, len(data.test_x))} test images of {meta['folder']['root']}"
+            n = min(count, len(data.test_x))
+            return data.test_x[:count], _("{n} test images of {folder}", n=n, folder=meta["folder"]["root"])
         except CnnlabError:
             pass
     for name in dict.fromkeys((meta["dataset"], "mnist-sample")):
@@ -115,9 +126,12 @@ def check_images(
         except CnnlabError:
             continue  # not on this machine: the check must not download
         if data.shape == shape:
-            return data.test_x[:count], f"{min(count, len(data.test_x))} {name} test images"
+            n = min(count, len(data.test_x))
+            return data.test_x[:count], _("{n} {dataset} test images", n=n, dataset=name)
     g = torch.Generator().manual_seed(0)
-    return torch.randint(0, 256, (count, *shape), dtype=torch.uint8, generator=g), f"{count} random images"
+    return torch.randint(0, 256, (count, *shape), dtype=torch.uint8, generator=g), _(
+        "{n} random images", n=count
+    )
 
 
 def compare(model: nn.Module, meta: dict, path: Path, images: torch.Tensor) -> tuple[float, int]:
@@ -145,22 +159,34 @@ def export_checkpoint(
     images; what `cnnlab export --json` prints. More than `tolerance` apart is an error (the file is kept
     for inspection); an unwritable `out` fails before minutes of tracing."""
     if tolerance < 0:
-        raise CnnlabError(f"--tolerance must be >= 0, got {tolerance}")
+        raise CnnlabError(_("--tolerance must be >= 0, got {value}", value=tolerance))
     out = Path(out)
     # never the checkpoint being read or another file of its run, a device or a FIFO; a link is written through
     target = output_file(out, reads=[checkpoint])
     if not target.parent.is_dir():
-        raise CnnlabError(f"cannot write {out}: {target.parent} is not a folder", EXIT_OUT_UNWRITABLE)
+        raise CnnlabError(
+            _("cannot write {out}: {folder} is not a folder", out=out, folder=target.parent),
+            EXIT_OUT_UNWRITABLE,
+        )
     if not os.access(target.parent, os.W_OK):  # before minutes of tracing: one line, the write exit code
-        raise CnnlabError(f"cannot write {out}: {target.parent} is not writable", EXIT_OUT_UNWRITABLE)
+        raise CnnlabError(
+            _("cannot write {out}: {folder} is not writable", out=out, folder=target.parent),
+            EXIT_OUT_UNWRITABLE,
+        )
     model, meta = load_checkpoint(checkpoint)
     used = export_onnx(model, meta, out, opset)
     images, what = check_images(meta, data_dir, checkpoint=checkpoint)
     diff, agree = compare(model, meta, out, images)
     if diff > tolerance or not np.isfinite(diff):
         raise CnnlabError(
-            f"{out}: onnxruntime and PyTorch disagree on {what}: max abs diff {diff:.3g} > tolerance "
-            f"{tolerance:g} (file kept for inspection)"
+            _(
+                "{out}: onnxruntime and PyTorch disagree on {what}: max abs diff {diff:.3g} > tolerance "
+                "{tolerance:g} (file kept for inspection)",
+                out=out,
+                what=what,
+                diff=diff,
+                tolerance=tolerance,
+            )
         )
     return {
         "onnx": str(out),

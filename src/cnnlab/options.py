@@ -216,5 +216,7 @@ COMMAND_RULES: dict[str, dict[str, Rule]] = {
 def check_command(command: str, args) -> None:
     """Check the parsed options of `command` against COMMAND_RULES; CnnlabError (exit 2) with all problems."""
     values = {k: v for k, v in vars(args).items() if k in COMMAND_RULES.get(command, {})}
-    _, found = problems(COMMAND_RULES.get(command, {}), {k: v for k, v in values.items() if v is not None})
+    _fixed, found = problems(
+        COMMAND_RULES.get(command, {}), {k: v for k, v in values.items() if v is not None}
+    )
     raise_problems(found.values())

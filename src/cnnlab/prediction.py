@@ -19,8 +19,15 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import N_, _
 
 MAX_PIXELS = 40_000_000  # refuse decompression bombs (a tiny PNG that unpacks to gigabytes)
+# Why `cnnlab.data.files.expand` found no image for a name: English words it returns, shown translated here
+EXPAND_REASONS = (
+    N_("no such file"),
+    N_("no image files in this folder"),
+    N_("no image file matches this pattern"),
+)
 
 
 def open_image(source: str | Path | bytes, name: str = "image") -> Image.Image:
@@ -47,14 +54,17 @@ def regular_file(path: str | Path, name: str):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise CnnlabError(f"{name}: no such file") from None
+        raise CnnlabError(_("{name}: no such file", name=name)) from None
     except OSError as e:
-        raise CnnlabError(f"{name}: cannot open ({e.strerror or e})") from None
+        raise CnnlabError(_("{name}: cannot open ({why})", name=name, why=e.strerror or e)) from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, socket or device)"
-        raise CnnlabError(f"{name}: {kind}; only image files are read")
+        if stat.S_ISDIR(mode):
+            raise CnnlabError(_("{name}: a folder; only image files are read", name=name))
+        raise CnnlabError(
+            _("{name}: not a regular file (a FIFO, socket or device); only image files are read", name=name)
+        )
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 
@@ -64,14 +74,24 @@ def _decode(f, name: str) -> Image.Image:
         img = Image.open(f)
         if img.width * img.height > MAX_PIXELS:
             raise CnnlabError(
-                f"{name}: image too large ({img.width}x{img.height}, over {MAX_PIXELS:,} pixels)"
+                _(
+                    "{name}: image too large ({width}x{height}, over {limit:,} pixels)",
+                    name=name,
+                    width=img.width,
+                    height=img.height,
+                    limit=MAX_PIXELS,
+                )
             )
         img.load()
         return ImageOps.exif_transpose(img)
     except Image.DecompressionBombError:
-        raise CnnlabError(f"{name}: image too large (over {MAX_PIXELS:,} pixels)") from None
+        raise CnnlabError(
+            _("{name}: image too large (over {limit:,} pixels)", name=name, limit=MAX_PIXELS)
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise CnnlabError(f"{name}: not a readable image ({type(e).__name__})") from None
+        raise CnnlabError(
+            _("{name}: not a readable image ({kind})", name=name, kind=type(e).__name__)
+        ) from None
 
 
 def mnist_style(img: Image.Image, size: int = 28) -> torch.Tensor:
@@ -82,7 +102,7 @@ def mnist_style(img: Image.Image, size: int = 28) -> torch.Tensor:
     try:
         return torch.from_numpy(digit_array(img, size)).unsqueeze(0)
     except BadImage as e:
-        raise CnnlabError(f"image is {e}") from None
+        raise CnnlabError(_("image is {problem}", problem=e)) from None
 
 
 def _ink(grey: np.ndarray) -> np.ndarray:
@@ -124,7 +144,7 @@ def photo_style(img: Image.Image, shape: tuple[int, int, int]) -> torch.Tensor:
     centre crop, alpha on white, greyscale or RGB."""
     from cnnlab.data.images import to_array
 
-    c, h, _ = shape
+    c, h, _w = shape
     return torch.from_numpy(to_array(img, h, c).copy())
 
 
@@ -182,7 +202,7 @@ def predict_records(checkpoint, images, top: int = 3, save_input: str | Path | N
             items.append((img, None, ""))
         else:
             items += [(f, f, why) for f, why in expand([str(img)])]
-    names = [name for _, name, _ in items]
+    names = [name for _img, name, _why in items]
     files = [n or f"image-{k}" for k, n in enumerate(names)]
     save_to = saved_names(save_input, files, [checkpoint])  # DIR and names checked first
     model, meta = as_loaded(checkpoint)
@@ -195,16 +215,16 @@ def predict_records(checkpoint, images, top: int = 3, save_input: str | Path | N
 def _predict_batch(model, meta, items, at: int, top: int, save_to) -> list[dict]:
     inputs, errors = {}, {}
     for i, (img, name, why) in enumerate(items, start=at):
-        label = name or f"image {i}"
+        label = name or _("image {i}", i=i)
         try:
             if why:
-                raise CnnlabError(why)
+                raise CnnlabError(_(why))  # one of EXPAND_REASONS (the text as it is if another)
             inputs[i] = prepare(img, meta) if name is None else load_image(img, meta)
         except CnnlabError as e:
             errors[i] = str(e) if str(e).startswith(label) else f"{label}: {e}"
     probs = dict(zip(inputs, predict(model, meta, torch.stack(list(inputs.values()))))) if inputs else {}
     results = []
-    for i, (_, name, _) in enumerate(items, start=at):
+    for i, (_img, name, _why) in enumerate(items, start=at):
         if i in errors:
             results.append({"file": name, "error": errors[i]})
             continue
@@ -258,7 +278,7 @@ def saved_names(save_dir: str | None, files: list[str], reads=()) -> dict | None
 
     folder = Path(save_dir)
     if folder.exists() and not folder.is_dir():
-        raise CnnlabError(f"--save-input {folder}: is a file, not a folder")
+        raise CnnlabError(_("--save-input {folder}: is a file, not a folder", folder=folder))
     names, used, ids = {}, set(), read_set([*files, *reads])
     for i, f in enumerate(files):
         stem, n = Path(f).stem or "input", 1

@@ -4,28 +4,32 @@ printed as accuracy, per-class accuracy, the confusion matrix and the worst file
 import argparse
 import sys
 
+from cnnlab.i18n import _, columns, pad
+
 
 def add_arguments(p) -> None:
-    p.add_argument("checkpoint", help="run folder (runs/latest), .safetensors file or its .json")
-    p.add_argument("--dataset", help="dataset to evaluate on (default: the checkpoint's own)")
-    p.add_argument("--data-dir", help="folder holding the dataset files (default: the one the run used)")
+    p.add_argument("checkpoint", help=_("run folder (runs/latest), .safetensors file or its .json"))
+    p.add_argument("--dataset", help=_("dataset to evaluate on (default: the checkpoint's own)"))
+    p.add_argument("--data-dir", help=_("folder holding the dataset files (default: the one the run used)"))
     p.add_argument(
         "--batch-size",
         type=int,
         default=1024,
-        help="images per forward pass (default 1024; memory, not result)",
+        help=_("images per forward pass (default 1024; memory, not result)"),
     )
     p.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="test-time augmentation, 1-px shifts (default: as the run evaluated)",
+        help=_("test-time augmentation, 1-px shifts (default: as the run evaluated)"),
     )
-    p.add_argument("--plot", metavar="PNG", nargs="?", const="", help="also draw the confusion matrix (PNG)")
     p.add_argument(
-        "--worst", type=int, default=10, help="list this many most confidently wrong images (default 10)"
+        "--plot", metavar="PNG", nargs="?", const="", help=_("also draw the confusion matrix (PNG)")
     )
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument(
+        "--worst", type=int, default=10, help=_("list this many most confidently wrong images (default 10)")
+    )
+    p.add_argument("--json", action="store_true", help=_("one JSON object on stdout"))
 
 
 def run(args) -> int:
@@ -52,7 +56,7 @@ def run(args) -> int:
                 print(json_text(result))
             raise
         if not args.json:
-            print(f"confusion matrix picture: {result['plot']}")
+            print(_("confusion matrix picture: {path}", path=result["plot"]))
     if args.json:
         print(json_text(result))
     return 0
@@ -61,31 +65,63 @@ def run(args) -> int:
 def print_result(result: dict) -> None:
     from cnnlab.data.files import shown  # one line per file, whatever its name holds
 
-    tta = ", with TTA" if result["tta"] else ""
-    print(
-        f"{result['dataset']} test: accuracy {result['accuracy']:.2%} ({result['correct']}/{result['total']} "
-        f"images{tta}, {result['images_per_second']:.0f} images/s)"
+    fields = dict(
+        dataset=result["dataset"],
+        accuracy=result["accuracy"],
+        correct=result["correct"],
+        total=result["total"],
+        speed=result["images_per_second"],
     )
+    if result["tta"]:
+        line = _(
+            "{dataset} test: accuracy {accuracy:.2%} ({correct}/{total} images, with TTA, {speed:.0f} images/s)",
+            **fields,
+        )
+    else:
+        line = _(
+            "{dataset} test: accuracy {accuracy:.2%} ({correct}/{total} images, {speed:.0f} images/s)",
+            **fields,
+        )
+    print(line)
     for name, acc in result["per_class"].items():
-        print(f"  {name:>12}: {acc:.2%}")
+        print(f"  {pad(str(name), 12, right=True)}: {acc:.2%}")
     print(format_confusion(result["confusion"], list(result["per_class"])))
     if result["worst"]:
-        print(f"most confidently wrong ({len(result['worst'])}, least probability on the true class first):")
+        print(
+            _(
+                "most confidently wrong ({n}, least probability on the true class first):",
+                n=len(result["worst"]),
+            )
+        )
         for w in result["worst"]:
+            # a built-in test set has no files: its images are named test[i] (in JSON: as they are)
+            unnamed = w["file"] == f"test[{w['index']}]"
             print(
-                f"  {shown(w['file'])}: true {w['true']} ({w['true_probability']:.1%}), "
-                f"predicted {w['predicted']} ({w['probability']:.1%})"
+                "  "
+                + _(
+                    "{file}: true {true} ({true_p:.1%}), predicted {predicted} ({p:.1%})",
+                    file=_("test[{i}]", i=w["index"]) if unnamed else shown(w["file"]),
+                    true=w["true"],
+                    true_p=w["true_probability"],
+                    predicted=w["predicted"],
+                    p=w["probability"],
+                )
             )
     if result.get("skipped"):
-        print(f"{len(result['skipped'])} unreadable file(s) were skipped (listed under 'skipped' in --json)")
+        n = len(result["skipped"])
+        print(_("{n} unreadable file(s) were skipped (listed under 'skipped' in --json)", n=n))
     sys.stdout.flush()
 
 
 def format_confusion(conf: list[list[int]], classes: list[str]) -> str:
     """The confusion matrix as a text table: a row per true class, a column per predicted class."""
-    names = [c[:6] for c in classes]
-    w = max(6, len(str(max((v for row in conf for v in row), default=0))) + 1)
-    lines = ["true \\ pred".ljust(12) + "".join(n.rjust(w) for n in names)]
+    names = [str(c)[:6] for c in classes]
+    digits = len(str(max((v for row in conf for v in row), default=0)))
+    wide = [columns(n) + 1 for n in names if columns(n) > len(n)]  # Hangul names: two columns a letter
+    w = max(6, digits + 1, *wide)
+    corner = _("true \\ pred")
+    left = max(12, columns(corner) + 1)
+    lines = [pad(corner, left) + "".join(pad(n, w, right=True) for n in names)]
     for name, row in zip(names, conf):
-        lines.append(name.ljust(12) + "".join(str(v).rjust(w) for v in row))
+        lines.append(pad(name, left) + "".join(str(v).rjust(w) for v in row))
     return "\n".join(lines)

@@ -3,31 +3,37 @@ one line per file (or JSON, or a CSV); exit 2 when any file failed, the others s
 
 import sys
 
+from cnnlab.i18n import _
+
 
 def add_arguments(p) -> None:
     p.add_argument(
         "checkpoint",
-        help="run folder (runs/latest), .safetensors file or its .json; or a model name with "
-        "--pretrained/--weights",
+        help=_(
+            "run folder (runs/latest), .safetensors file or its .json; or a model name with "
+            "--pretrained/--weights"
+        ),
     )
     p.add_argument(
         "images",
         nargs="+",
-        help="image files, folders (every image below them) or quoted patterns ('photos/**/*.jpg'); "
-        "read as the run's own images were (handwriting, photos, ...)",
+        help=_(
+            "image files, folders (every image below them) or quoted patterns ('photos/**/*.jpg'); "
+            "read as the run's own images were (handwriting, photos, ...)"
+        ),
     )
-    p.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
-    p.add_argument("--save-input", metavar="DIR", help="also save each preprocessed input as PNG here")
-    p.add_argument("--json", action="store_true", help="a JSON list on stdout, one record per file")
-    p.add_argument("--csv", metavar="FILE", help="also write one row per file to this CSV file")
+    p.add_argument("--top", type=int, default=3, help=_("how many classes to show (default 3)"))
+    p.add_argument("--save-input", metavar="DIR", help=_("also save each preprocessed input as PNG here"))
+    p.add_argument("--json", action="store_true", help=_("a JSON list on stdout, one record per file"))
+    p.add_argument("--csv", metavar="FILE", help=_("also write one row per file to this CSV file"))
     p.add_argument(
-        "--pretrained", action="store_true", help="CHECKPOINT is a model name: its ImageNet weights"
+        "--pretrained", action="store_true", help=_("CHECKPOINT is a model name: its ImageNet weights")
     )
     p.add_argument(
-        "--weights", metavar="FILE", help="CHECKPOINT is a model name: weights from this .pth/.safetensors"
+        "--weights", metavar="FILE", help=_("CHECKPOINT is a model name: weights from this .pth/.safetensors")
     )
     p.add_argument(
-        "--classes", metavar="FILE", help="class names (one per line or a JSON list) for --weights"
+        "--classes", metavar="FILE", help=_("class names (one per line or a JSON list) for --weights")
     )
 
 
@@ -56,12 +62,12 @@ def run(args) -> int:
     else:
         for r in results:
             if "error" in r:
-                print(f"cnnlab: error: {shown(r['error'])}", file=sys.stderr)
+                print(_("cnnlab: error: {message}", message=shown(r["error"])), file=sys.stderr)
                 continue
             tops = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in r["top"])
             print(f"{shown(r['file'])}: {r['label']}  ({tops})", file=sys.stdout)
     if args.csv and not args.json:
-        print(f"{len(results)} row(s) written to {args.csv}", file=sys.stderr)
+        print(_("{n} row(s) written to {path}", n=len(results), path=args.csv), file=sys.stderr)
     if failed and len(results) > 1:
-        print(f"cnnlab: {failed} of {len(results)} files failed", file=sys.stderr)
+        print(_("cnnlab: {failed} of {n} files failed", failed=failed, n=len(results)), file=sys.stderr)
     return 2 if failed else 0

@@ -5,39 +5,45 @@ import argparse
 import sys
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 from cnnlab.serve.app import MAX_BODY_BYTES
 from cnnlab.serve.deadline import REQUEST_SECONDS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="run folder or .safetensors file")
+    p.add_argument("checkpoint", help=_("run folder or .safetensors file"))
     p.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+        "--host", default="127.0.0.1", help=_("address to bind (default 127.0.0.1: this machine only)")
     )
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    p.add_argument("--port", type=int, default=8000, help=_("TCP port (default 8000; 0 picks a free one)"))
     p.add_argument(
-        "--max-upload-mb", type=float, default=MAX_BODY_BYTES / 2**20, help="request body cap (default 5)"
+        "--max-upload-mb", type=float, default=MAX_BODY_BYTES / 2**20, help=_("request body cap (default 5)")
     )
     p.add_argument(
         "--torch-threads",
         type=int,
         default=1,
-        help="PyTorch threads per request (default 1: requests already run in parallel, and more threads "
-        "per request oversubscribe the cores, which on a busy machine is many times slower)",
+        help=_(
+            "PyTorch threads per request (default 1: requests already run in parallel, and more threads "
+            "per request oversubscribe the cores, which on a busy machine is many times slower)"
+        ),
     )
     p.add_argument(
         "--request-timeout",
         type=float,
         default=REQUEST_SECONDS,
         metavar="SECONDS",
-        help=f"a request's headers, then its body, must arrive within this (default {REQUEST_SECONDS:g}); "
-        "a stalled client is disconnected (408 for a stalled upload)",
+        help=_(
+            "a request's headers, then its body, must arrive within this (default {seconds:g}); "
+            "a stalled client is disconnected (408 for a stalled upload)",
+            seconds=REQUEST_SECONDS,
+        ),
     )
     p.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
-        help="server log level; info and debug also log every request (default info)",
+        help=_("server log level; info and debug also log every request (default info)"),
     )
 
 
@@ -47,16 +53,17 @@ def run(args: argparse.Namespace) -> int:
 
     from cnnlab.serve.app import bind, create_app
     from cnnlab.serve.deadline import KEEP_ALIVE_SECONDS, header_deadline_protocol
+    from cnnlab.serve.logs import translate_uvicorn_lines
 
     if not 0 <= args.port <= 65535:
-        raise CnnlabError(f"--port must be 0..65535, got {args.port}")
+        raise CnnlabError(_("--port must be 0..65535, got {value}", value=args.port))
     if args.max_upload_mb <= 0:
-        raise CnnlabError(f"--max-upload-mb must be > 0, got {args.max_upload_mb}")
+        raise CnnlabError(_("--max-upload-mb must be > 0, got {value}", value=args.max_upload_mb))
     if args.torch_threads < 1:
-        raise CnnlabError(f"--torch-threads must be >= 1, got {args.torch_threads}")
+        raise CnnlabError(_("--torch-threads must be >= 1, got {value}", value=args.torch_threads))
     torch.set_num_threads(args.torch_threads)
     if not args.request_timeout > 0:
-        raise CnnlabError(f"--request-timeout must be > 0 seconds, got {args.request_timeout}")
+        raise CnnlabError(_("--request-timeout must be > 0 seconds, got {value}", value=args.request_timeout))
     app = create_app(
         args.checkpoint,
         max_body_bytes=int(args.max_upload_mb * 2**20),
@@ -67,13 +74,22 @@ def run(args: argparse.Namespace) -> int:
     shown = f"[{host}]" if ":" in host else host
     info = app.state.predictor.info
     print(
-        f"cnnlab serve: {info['model']} ({info['dataset']}) at http://{shown}:{port}/  (Ctrl-C stops)",
+        _(
+            "cnnlab serve: {model} ({dataset}) at http://{host}:{port}/  (Ctrl-C stops)",
+            model=info["model"],
+            dataset=info["dataset"],
+            host=shown,
+            port=port,
+        ),
         flush=True,
     )
     if host not in ("127.0.0.1", "::1"):
         print(
-            f"cnnlab: warning: listening on {host}: anyone who can reach this port can use the API "
-            "(no authentication, no TLS); see docs/serve.md",
+            _(
+                "cnnlab: warning: listening on {host}: anyone who can reach this port can use the API "
+                "(no authentication, no TLS); see docs/serve.md",
+                host=host,
+            ),
             file=sys.stderr,
             flush=True,
         )
@@ -86,5 +102,6 @@ def run(args: argparse.Namespace) -> int:
         http=header_deadline_protocol(args.request_timeout),  # slow headers: closed (serve/deadline.py)
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+    translate_uvicorn_lines()  # uvicorn's own lines ("Started server process ...") in the language chosen
     uvicorn.Server(config).run(sockets=[sock])
     return 0

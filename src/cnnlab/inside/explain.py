@@ -233,7 +233,7 @@ def explain_parameters(args: Options, ex: Explanation) -> None:
         raise CnnlabError(_("parameters takes one MODEL name, e.g. chapter-cnn"))
     model, convs = traced_model(name, args.input, (nn.Conv2d,))
     if args.layer:
-        known = [n for n, *_ in convs]
+        known = [n for n, *_rest in convs]
         if args.layer not in known:
             raise unknown_error("layer", args.layer, known, "--layer")  # with "did you mean"
         convs = [row for row in convs if row[0] == args.layer]

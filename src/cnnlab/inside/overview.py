@@ -62,7 +62,7 @@ def kind_of(module: nn.Module) -> str:
     for cls, kind in KINDS.items():
         if isinstance(module, cls):
             return kind
-    return "block" if any(True for _ in module.children()) else "other"
+    return "block" if any(True for _child in module.children()) else "other"
 
 
 def unit_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:

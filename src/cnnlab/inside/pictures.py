@@ -118,7 +118,7 @@ def plot_feature_maps(
         pixels = test_x[index]
     maps = conv_feature_maps(model, to_float(pixels[None], meta["mean"], meta["std"])[0])
     if layer:
-        known = [name for name, _ in maps]
+        known = [name for name, _fmap in maps]
         if layer not in known:
             raise CnnlabError(
                 _(

@@ -118,7 +118,7 @@ def summarize(model: nn.Module, input_shape: Shape) -> Summary:
     """Run one zero sample through `model` (on its own device, eval mode) and tabulate its leaf layers."""
     summary = Summary(tuple(input_shape))
     pending: dict[str, Shape | None] = {}  # leaf name -> formula output shape
-    current = ["(model input)"]
+    current = [_("(model input)")]
 
     def pre_hook(name: str, module: nn.Module, args: tuple) -> None:
         current[0] = name
@@ -289,9 +289,15 @@ def check_memory(name: str, shape: Shape, classes: int, width: float) -> None:
     need, have = memory_needed(name, shape, classes, width), available_memory()
     if have is not None and need > have:
         raise CnnlabError(
-            f"--input {'x'.join(map(str, shape))}: {name} would need at least {_human_bytes(need)} of memory "
-            f"for its weights and one sample's activations; {_human_bytes(have)} is available. Use a smaller "
-            "--input (`cnnlab models --input ...` counts params and MACs without allocating)"
+            _(
+                "--input {shape}: {name} would need at least {need} of memory for its weights and one sample's "
+                "activations; {have} is available. Use a smaller --input (`cnnlab models --input ...` counts "
+                "params and MACs without allocating)",
+                shape="x".join(map(str, shape)),
+                name=name,
+                need=_human_bytes(need),
+                have=_human_bytes(have),
+            )
         )
 
 
@@ -335,7 +341,9 @@ def summary_of(
 def _shape(input_shape: str | tuple[int, int, int]) -> Shape:
     shape = parse_input(input_shape) if isinstance(input_shape, str) else tuple(int(v) for v in input_shape)
     if len(shape) != 3 or min(shape) < 1:
-        raise CnnlabError(f"input_shape must be C x H x W with positive sizes, got {input_shape!r}")
+        raise CnnlabError(
+            _("input_shape must be C x H x W with positive sizes, got {value}", value=repr(input_shape))
+        )
     return shape
 
 

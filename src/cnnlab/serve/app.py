@@ -27,9 +27,11 @@ try:
     from starlette.exceptions import HTTPException
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 except ImportError as e:  # the CLI turns this into one line instead of a traceback
-    raise CnnlabError(f"cnnlab serve needs {e.name}: pip install 'cnnlab[serve]'") from None
+    from cnnlab.i18n import _
 
-from cnnlab.i18n import LANGS, page_catalogue
+    raise CnnlabError(_("cnnlab serve needs {module}: pip install 'cnnlab[serve]'", module=e.name)) from None
+
+from cnnlab.i18n import LANGS, _, page_catalogue
 from cnnlab.serve.deadline import REQUEST_SECONDS, BodyDeadline
 from cnnlab.serve.explore import Explorer, explore_extras
 from cnnlab.serve.inference import MAX_PIXELS, Predictor, RequestError
@@ -107,7 +109,7 @@ def _truthy(value: Any) -> bool:
 def decode_base64_image(text: str) -> bytes:
     """Base64 or a `data:image/...;base64,` URL -> bytes."""
     if text.startswith("data:"):
-        header, _, text = text.partition(",")
+        header, _comma, text = text.partition(",")
         if not header.endswith(";base64"):
             raise RequestError(400, "a data URL image must be base64-encoded (data:image/png;base64,...)")
     try:
@@ -161,7 +163,7 @@ def add_error_handlers(app: FastAPI) -> None:
         return error_response(422, f"invalid {where}: {first.get('msg', 'bad value')}")
 
     async def unexpected(_: Request, e: Exception) -> JSONResponse:
-        log.exception("unexpected error")  # the traceback goes to the server log, not to the client
+        log.exception(_("unexpected error"))  # the traceback goes to the server log, not to the client
         return error_response(500, f"internal error ({type(e).__name__}); see the server log")
 
     app.add_exception_handler(RequestError, request_error)
@@ -221,7 +223,7 @@ def create_app(
     @app.post("/api/detail")
     async def detail(request: Request, column: int, unit: int = 0) -> JSONResponse:
         """The real numbers behind unit `unit` of overview column `column`, for the same image body."""
-        data, _ = await read_upload(request)
+        data, _wanted = await read_upload(request)
 
         def answer() -> dict:
             return explorer.detail(predictor.prepare(data), column, unit)
@@ -240,12 +242,14 @@ def create_app(
 def bind(host: str, port: int) -> socket.socket:
     """A listening-ready socket; binding here (not in uvicorn) makes a busy port one clear error."""
     try:
-        family, kind, proto, _, addr = socket.getaddrinfo(
+        family, kind, proto, _name, addr = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
     except OSError as e:
-        raise CnnlabError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        raise CnnlabError(
+            _("cannot listen on {host}:{port}: {why}", host=host, port=port, why=e.strerror or e)
+        ) from None
     return sock

@@ -11,6 +11,7 @@ import torch
 
 from cnnlab.data import to_float
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import DEFAULT, using
 from cnnlab.inside.detail import detail, numbers
 from cnnlab.inside.gradcam import gradcam
 from cnnlab.inside.overview import Unit, trace_units
@@ -76,7 +77,8 @@ class Explorer:
         if not 0 <= column < len(units):
             raise RequestError(400, f"column {column} is outside 0..{len(units) - 1}")
         try:
-            answer = detail(units[column], unit)
+            with using(DEFAULT):  # the API's JSON error bodies are English whatever the server's language
+                answer = detail(units[column], unit)
         except CnnlabError as e:
             raise RequestError(400, str(e)) from None
         return {"column": column, **answer}
@@ -88,7 +90,8 @@ class Explorer:
                 raise RequestError(400, f"gradcam class {c} is outside 0..{n - 1}")
         with self.p._probe_lock:
             try:
-                cams, probs, used = gradcam(self.p._probe, self._normalised(x), classes, layer)
+                with using(DEFAULT):  # an English JSON error body, as above
+                    cams, probs, used = gradcam(self.p._probe, self._normalised(x), classes, layer)
             except CnnlabError as e:
                 raise RequestError(400, str(e)) from None
         targets = classes or [int(probs.argmax())]

@@ -20,6 +20,7 @@ from PIL import Image
 from cnnlab.checkpoint import load_checkpoint
 from cnnlab.data import to_float
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import DEFAULT, using
 from cnnlab.inside.activations import conv_feature_maps
 from cnnlab.prediction import open_image, predict, prepare, preprocessing
 
@@ -167,7 +168,8 @@ class Predictor:
                 413, f"image too large: {width}x{height} pixels, the limit is {self.max_pixels:,}"
             )
         try:
-            return open_image(data, "upload")
+            with using(DEFAULT):  # the API's JSON error bodies are English whatever the server's language
+                return open_image(data, "upload")
         except CnnlabError as e:
             raise RequestError(400, str(e)) from None
 
@@ -175,7 +177,8 @@ class Predictor:
         """Bytes -> the model's uint8 C x H x W input (MNIST-style for digit checkpoints)."""
         img = self.decode(data)
         try:
-            return prepare(img, self.meta)
+            with using(DEFAULT):  # an English JSON error body, as above
+                return prepare(img, self.meta)
         except CnnlabError as e:  # "image is blank: no ink found", ...
             raise RequestError(400, str(e)) from None
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-URL_LINE = re.compile(r" at (http://\S+?)/? ")
+URL_LINE = re.compile(r"(http://\S+?)/?\s")  # the URL in `cnnlab serve`'s first line, in any language
 
 
 @dataclass
