@@ -44,7 +44,14 @@ NAMES = {
     "ROOT",
     "FILE",
 }
-QUICK = ("--limit-train", "512", "--limit-test", "256")  # the same lines as a whole run, in seconds
+QUICK = (
+    "--limit-train",
+    "512",
+    "--limit-test",
+    "256",
+    "--batch-size",
+    "64",
+)  # the same lines as a whole run, in seconds
 
 
 def english_words(text: str) -> set[str]:
@@ -69,14 +76,14 @@ def korean_lines(text: str, allowed: tuple[str, ...] = ()) -> list[str]:
 
 def test_train_prints_only_korean_and_english_with_lang_en(cli, tmp_path):
     r = cli(
-        "train", "--dataset", "mnist-sample", "--epochs", "1", "--out", "run", *QUICK, env=KO, cwd=tmp_path
+        "train", "--dataset", "mnist-sample", "--epochs", "1", "--out", "r1", *QUICK, env=KO, cwd=tmp_path
     )
     lines = korean_lines(r.stdout + r.stderr)
     assert lines[0].startswith(
         "데이터: 클래스 10개 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9); 1x28x28 흑백; 손글씨로 읽음"
     )
     assert "이유: mnist-sample은(는) 손글씨임" in lines[0]
-    assert "실행 폴더: run" in lines
+    assert "실행 폴더: r1" in lines
     assert any(
         line.startswith("mnist-sample로 chapter-cnn 학습: 학습 이미지 512장 / 테스트 이미지 256장")
         for line in lines
@@ -86,10 +93,10 @@ def test_train_prints_only_korean_and_english_with_lang_en(cli, tmp_path):
         for line in lines
     )
     assert any(
-        re.match(r"완료: run/best\.safetensors \(에폭 1\): 테스트 정확도 [\d.]+% \(이미지 256장\)", line)
+        re.match(r"완료: r1/best\.safetensors \(에폭 1\): 테스트 정확도 [\d.]+% \(이미지 256장\)", line)
         for line in lines
     )
-    assert "곡선: run/curves.png" in lines
+    assert "곡선: r1/curves.png" in lines
     en = cli(
         "train",
         "--dataset",
@@ -97,7 +104,7 @@ def test_train_prints_only_korean_and_english_with_lang_en(cli, tmp_path):
         "--epochs",
         "1",
         "--out",
-        "en",
+        "e1",
         *QUICK,
         "--lang",
         "en",
@@ -112,43 +119,54 @@ def test_train_prints_only_korean_and_english_with_lang_en(cli, tmp_path):
     )
     assert "because mnist-sample is handwriting; mean 0.131, std 0.308" in out
     assert (
-        "run folder: en\ntraining chapter-cnn on mnist-sample: 512 train / 256 test images, 1 epochs, batch 256"
+        "run folder: e1\ntraining chapter-cnn on mnist-sample: 512 train / 256 test images, 1 epochs, batch 64"
         in out
     )
     assert re.search(
         r"epoch   1: train loss \d\.\d{4}, test loss \d\.\d{4}, test acc [\d.]+%, \d+ img/s, [\d.]+s", out
     )
-    assert re.search(r"done: en/best\.safetensors \(epoch 1\): test acc [\d.]+% on 256 images; [\d.]+s", out)
-    assert "curves: en/curves.png" in out
+    assert re.search(r"done: e1/best\.safetensors \(epoch 1\): test acc [\d.]+% on 256 images; [\d.]+s", out)
+    assert "curves: e1/curves.png" in out
 
 
 def test_train_epochs_0_and_bad_combinations_are_korean_errors(cli, tmp_path):
     r = cli("train", "--epochs", "0", check=False, env=KO, cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.startswith("cnnlab: 오류: ")
     korean_lines(r.stderr)
-    r = cli(
-        "train", "--resume", "--overwrite", "--out", "x", "--patience", "2", check=False, env=KO, cwd=tmp_path
-    )
-    assert r.returncode == 2
-    assert (
-        "--resume과 --overwrite는 함께 쓸 수 없습니다" in r.stderr and "조기 종료는 검증 정확도를" in r.stderr
-    )
+    bad = ("train", "--patience", "2", "--warmup-epochs", "20", "--epochs", "5", "--channels", "2")
+    r = cli(*bad, check=False, env=KO, cwd=tmp_path)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) >= 3  # every problem, one line each
+    assert "--warmup-epochs 20: 실행(--epochs 5)보다 짧아야 합니다" in r.stderr
+    assert "--patience 2: 조기 종료는 검증 정확도를 보므로 --val-split > 0 이 필요합니다" in r.stderr
     korean_lines(r.stderr)
-    en = cli(
-        "train", "--resume", "--overwrite", "--out", "x", "--lang", "en", check=False, env=KO, cwd=tmp_path
-    )
+    en = cli(*bad, "--lang", "en", check=False, env=KO, cwd=tmp_path)
     assert (
-        "--resume and --overwrite exclude each other: continue the run in --out, or replace it" in en.stderr
+        "--warmup-epochs 20: must be shorter than the run (--epochs 5); the learning rate would" in en.stderr
     )
+    assert not HANGUL.search(en.stderr)
+
+
+def test_resume_with_overwrite_is_a_korean_error():
+    from cnnlab.errors import CnnlabError
+    from cnnlab.training.config import TrainConfig
+
+    with using("ko"), pytest.raises(CnnlabError) as e:
+        TrainConfig(dataset="mnist-sample", resume=True, overwrite=True)
+    assert (
+        str(e.value)
+        == "--resume과 --overwrite는 함께 쓸 수 없습니다: --out의 실행을 이어 가거나, 바꾸거나 중 하나입니다"
+    )
+    with pytest.raises(CnnlabError, match="--resume and --overwrite exclude each other"):
+        TrainConfig(dataset="mnist-sample", resume=True, overwrite=True)
 
 
 def test_run_folder_errors_are_korean_with_their_exit_codes(cli, tmp_path):
     args = ("train", "--dataset", "mnist-sample", "--epochs", "1", "--max-steps", "1", "--limit-test", "64")
-    cli(*args, "--out", "run", env=KO, cwd=tmp_path)
-    taken = cli(*args, "--out", "run", check=False, env=KO, cwd=tmp_path)  # a run is there
+    cli(*args, "--out", "r1", env=KO, cwd=tmp_path)
+    taken = cli(*args, "--out", "r1", check=False, env=KO, cwd=tmp_path)  # a run is there
     assert taken.returncode == 6
     assert (
-        "cnnlab: 오류: --out run에 이미 실행이 있습니다; 이어서 하려면 --resume, 바꾸려면 --overwrite를 쓰세요"
+        "cnnlab: 오류: --out r1에 이미 실행이 있습니다; 이어서 하려면 --resume, 바꾸려면 --overwrite를 쓰세요"
         in taken.stderr
     )
     (tmp_path / "afile").write_text("x")
@@ -156,13 +174,13 @@ def test_run_folder_errors_are_korean_with_their_exit_codes(cli, tmp_path):
     assert notdir.returncode == 4 and "--out afile: 이미 있고 폴더가 아닙니다" in notdir.stderr
     missing = cli("train", "--resume", "--out", "nothere", check=False, env=KO, cwd=tmp_path)
     assert missing.returncode == 2 and "--resume: nothere이(가) 없습니다" in missing.stderr
-    finished = cli("train", "--resume", "--out", "run", "--epochs", "1", env=KO, cwd=tmp_path)
-    assert "run의 실행은 이미 끝났습니다; 더 학습할 것이 없습니다" in finished.stdout
+    finished = cli("train", "--resume", "--out", "r1", "--epochs", "1", env=KO, cwd=tmp_path)
+    assert "r1의 실행은 이미 끝났습니다; 더 학습할 것이 없습니다" in finished.stdout
     shorter = cli(
         "train",
         "--resume",
         "--out",
-        "run",
+        "r1",
         "--max-steps",
         "0",
         "--lr",
@@ -177,9 +195,9 @@ def test_run_folder_errors_are_korean_with_their_exit_codes(cli, tmp_path):
     )
     for r in (taken, notdir, missing, shorter):
         korean_lines(r.stderr)
-    en = cli(*args, "--out", "run", "--lang", "en", check=False, env=KO, cwd=tmp_path)
+    en = cli(*args, "--out", "r1", "--lang", "en", check=False, env=KO, cwd=tmp_path)
     assert (
-        "--out run already holds a run; use --resume to continue it or --overwrite to replace it" in en.stderr
+        "--out r1 already holds a run; use --resume to continue it or --overwrite to replace it" in en.stderr
     )
 
 
@@ -203,7 +221,17 @@ def test_a_full_disk_and_a_taken_lock_are_korean(tmp_path, monkeypatch):
 
 
 def test_lr_find_in_korean_and_english(cli, tmp_path):
-    args = ("lr-find", "--dataset", "mnist-sample", "--num-steps", "20", "--limit-train", "512")
+    args = (
+        "lr-find",
+        "--dataset",
+        "mnist-sample",
+        "--num-steps",
+        "20",
+        "--limit-train",
+        "512",
+        "--batch-size",
+        "32",
+    )
     r = cli(*args, env=KO, cwd=tmp_path)
     lines = korean_lines(r.stdout + r.stderr)
     assert lines[1].startswith(
@@ -227,7 +255,7 @@ def test_a_folder_run_says_its_recipe_and_notes_in_korean(cli, tmp_path):
     x, y = mnist_sample_test(12)
     make_folder(tmp_path / "digits", x, y, [str(i) for i in range(10)])  # with a broken PNG among them
     shutil.copy(tmp_path / "digits" / "3" / "0000.png", tmp_path / "digits" / "3" / "copy.png")  # a duplicate
-    r = cli("train", "--dataset", "digits", "--epochs", "1", "--out", "run", env=KO, cwd=tmp_path)
+    r = cli("train", "--dataset", "digits", "--epochs", "1", "--out", "r1", env=KO, cwd=tmp_path)
     out = r.stdout + r.stderr
     assert "레시피가 없어 학습 이미지 100장(손글씨) 폴더에 맞춘 설정: fastnet-bn, 배치 32로 " in out
     assert "이유: 클래스 이름이 숫자(0..9)이고 이미지가 흑백임" in out
@@ -238,7 +266,7 @@ def test_a_folder_run_says_its_recipe_and_notes_in_korean(cli, tmp_path):
     if notes_translated:
         korean_lines(out, allowed=("class ", "total "))
     else:
-        mine = ("레시피가", "데이터:", "실행 폴더", "folder로", "에폭", "완료:", "곡선:")
+        mine = ("레시피가", "데이터:", "실행 폴더", "폴더로", "에폭", "완료:", "곡선:")
         korean_lines("\n".join(line for line in out.splitlines() if line.startswith(mine)))
     en = cli(
         "train", "--dataset", "digits", "--epochs", "1", "--out", "en", "--lang", "en", env=KO, cwd=tmp_path

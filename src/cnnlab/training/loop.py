@@ -160,7 +160,7 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: list) -
                 "training {model} on {data}: {train} train / {test} test images, {epochs} epochs, "
                 "batch {batch}, {precision}, {world} process(es) on {device}",
                 model=cfg.model,
-                data=data.name,
+                data=_("folder") if data.name == "folder" else data.name,  # a folder: said as a word
                 train=len(train_y),
                 test=len(data.test_y),
                 epochs=cfg.epochs,

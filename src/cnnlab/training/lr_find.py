@@ -154,7 +154,7 @@ def lr_find(
             size=size,
             c=c,
             n=len(y_all),
-            data=data.name,
+            data=_("folder") if data.name == "folder" else data.name,  # a folder: said as a word
             batch=cfg.batch_size,
             precision=start.precision,
         )
