@@ -136,7 +136,7 @@ def test_train_epochs_0_and_bad_combinations_are_korean_errors(cli, tmp_path):
     bad = ("train", "--patience", "2", "--warmup-epochs", "20", "--epochs", "5", "--channels", "2")
     r = cli(*bad, check=False, env=KO, cwd=tmp_path)
     assert r.returncode == 2 and len(r.stderr.splitlines()) >= 3  # every problem, one line each
-    assert "--warmup-epochs 20: 실행(--epochs 5)보다 짧아야 합니다" in r.stderr
+    assert "--warmup-epochs 20: 실행(--epochs 5 에폭)보다 짧아야 합니다" in r.stderr
     assert "--patience 2: 조기 종료는 검증 정확도를 보므로 --val-split > 0 이 필요합니다" in r.stderr
     korean_lines(r.stderr)
     en = cli(*bad, "--lang", "en", check=False, env=KO, cwd=tmp_path)
