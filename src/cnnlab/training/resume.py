@@ -190,38 +190,19 @@ def resume(out: Path, cfg: TrainConfig, parts: Trainables, dd, log) -> Progress:
                 EXIT_BAD_CHECKPOINT,
             ) from None
     elif dd.main:
-        log(
-            _(
-                "resuming a {saved}-process run with {world}: results will differ in the last bits",
-                saved=state["world"],
-                world=dd.world,
-            )
-        )
+        n = dict(saved=state["world"], world=dd.world)
+        log(_("resuming a {saved}-process run with {world}: results will differ in the last bits", **n))
     prog = Progress(**state["progress"])
+    at = dict(path=out, epoch=prog.epoch, batch=prog.batch, step=prog.step)  # str.format skips unused ones
     if prog.finished and extends(state["meta"]["config"], cfg):
         prog.finished = False  # the finished run's position is the start of its extension
-        log(
-            _(
-                "extending the finished run in {path} from epoch {epoch} (step {step})",
-                path=out,
-                epoch=prog.epoch,
-                step=prog.step,
-            )
-        )
+        log(_("extending the finished run in {path} from epoch {epoch} (step {step})", **at))
         if cfg.schedule == "step":
             log(_("note: the step schedule's /10 drops move to 1/3 and 2/3 of the new length"))
     elif prog.finished:
-        log(_("the run in {path} already finished; nothing left to train", path=out))
+        log(_("the run in {path} already finished; nothing left to train", **at))
     else:
-        log(
-            _(
-                "resuming {path} at epoch {epoch}, batch {batch} (step {step})",
-                path=out,
-                epoch=prog.epoch,
-                batch=prog.batch,
-                step=prog.step,
-            )
-        )
+        log(_("resuming {path} at epoch {epoch}, batch {batch} (step {step})", **at))
     return prog
 
 
