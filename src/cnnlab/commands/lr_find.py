@@ -4,15 +4,17 @@ the suggested rate (or the whole result as JSON)."""
 import json
 import sys
 
+from cnnlab.i18n import _
+
 
 def add_arguments(p) -> None:
     from cnnlab.commands.train import add_arguments as train_arguments
 
     train_arguments(p)
-    p.add_argument("--start-lr", type=float, default=1e-7, help="first rate of the sweep (default 1e-7)")
-    p.add_argument("--end-lr", type=float, default=10.0, help="last rate of the sweep (default 10)")
-    p.add_argument("--num-steps", type=int, default=100, help="optimiser steps in the sweep (default 100)")
-    p.add_argument("--plot", default="lr_find.png", metavar="PNG", help="where to draw the curve")
+    p.add_argument("--start-lr", type=float, default=1e-7, help=_("first rate of the sweep (default 1e-7)"))
+    p.add_argument("--end-lr", type=float, default=10.0, help=_("last rate of the sweep (default 10)"))
+    p.add_argument("--num-steps", type=int, default=100, help=_("optimiser steps in the sweep (default 100)"))
+    p.add_argument("--plot", default="lr_find.png", metavar="PNG", help=_("where to draw the curve"))
 
 
 def run(args) -> int:
@@ -27,9 +29,15 @@ def run(args) -> int:
         print(json.dumps(result))
         return 0
     for lr, loss in list(zip(result["lrs"], result["losses"]))[:: max(1, len(result["lrs"]) // 20)]:
-        print(f"lr {lr:9.2e}  loss {loss:.4f}", file=sys.stderr)
+        print(_("lr {lr:9.2e}  loss {loss:.4f}", lr=lr, loss=loss), file=sys.stderr)
     print(
-        f"suggested learning rate (valley): {result['suggestion']:.2e}  (steepest descent: "
-        f"{result['steepest']:.2e}; swept {len(result['lrs'])} steps; curve: {args.plot})"
+        _(
+            "suggested learning rate (valley): {lr:.2e}  (steepest descent: {steepest:.2e}; swept {n} steps; "
+            "curve: {path})",
+            lr=result["suggestion"],
+            steepest=result["steepest"],
+            n=len(result["lrs"]),
+            path=args.plot,
+        )
     )
     return 0

@@ -6,6 +6,7 @@ import os
 import sys
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 from cnnlab.training.settings import config_from_args, given_fields
 
 
@@ -13,15 +14,20 @@ def add_arguments(p) -> None:
     from cnnlab.training.flags import add_config_arguments
 
     add_config_arguments(p)  # one flag per TrainConfig field, help from its comment, --X/--no-X for booleans
-    p.add_argument("--json", action="store_true", help="print one JSON summary on stdout; progress on stderr")
+    p.add_argument(
+        "--json", action="store_true", help=_("print one JSON summary on stdout; progress on stderr")
+    )
     p.add_argument(
         "--profile-startup",
         action="store_true",
-        help="print where the wall time went, from process start (start-up, data, training, ...)",
+        help=_("print where the wall time went, from process start (start-up, data, training, ...)"),
     )
     # a launcher option, not a TrainConfig field: the global batch, not the process count, defines the maths
     p.add_argument(
-        "--nproc", type=int, default=1, help="processes on this machine: re-runs this command under torchrun"
+        "--nproc",
+        type=int,
+        default=1,
+        help=_("processes on this machine: re-runs this command under torchrun"),
     )
 
 
@@ -44,7 +50,7 @@ def run(args) -> int:
         if "deterministic" not in str(e):
             raise
         first = str(e).strip().splitlines()[0]
-        raise CnnlabError(f"--deterministic is not possible here: {first}") from None
+        raise CnnlabError(_("--deterministic is not possible here: {why}", why=first)) from None
     if getattr(args, "profile_startup", False) and summary is not None and "phases" in summary:
         from cnnlab.training.phases import describe
 
@@ -81,11 +87,23 @@ def report(summary: dict, json_mode: bool) -> None:
 
 def done_line(s: dict) -> str:
     """The final line: the named checkpoint's own accuracy, then the last epoch's when that differs."""
-    val = f", val acc {s['val_accuracy']:.2%}" if s.get("val_accuracy") is not None else ""
-    line = (
-        f"done: {s['checkpoint']} (epoch {s['checkpoint_epoch']}): test acc {s['test_accuracy']:.2%}{val} "
-        f"on {s['test_images']} images; {s['train_seconds']:.1f}s"
+    fields = dict(
+        path=s["checkpoint"],
+        epoch=s["checkpoint_epoch"],
+        acc=s["test_accuracy"],
+        n=s["test_images"],
+        seconds=s["train_seconds"],
     )
+    if s.get("val_accuracy") is not None:
+        line = _(
+            "done: {path} (epoch {epoch}): test acc {acc:.2%}, val acc {val:.2%} on {n} images; {seconds:.1f}s",
+            val=s["val_accuracy"],
+            **fields,
+        )
+    else:
+        line = _("done: {path} (epoch {epoch}): test acc {acc:.2%} on {n} images; {seconds:.1f}s", **fields)
     if s.get("last_epoch") != s.get("checkpoint_epoch") and s.get("last_test_accuracy") is not None:
-        line += f"; last epoch {s['last_epoch']}: test acc {s['last_test_accuracy']:.2%}"
+        line += _(
+            "; last epoch {epoch}: test acc {acc:.2%}", epoch=s["last_epoch"], acc=s["last_test_accuracy"]
+        )
     return line

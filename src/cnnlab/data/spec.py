@@ -22,9 +22,11 @@ reason are part of the description (`why`), and the training log says them.
 """
 
 import re
+import string
 from dataclasses import asdict, dataclass, field
 
 from cnnlab.data.records import handwriting
+from cnnlab.i18n import N_, _
 
 PREPROCESS = ("digit", "photo", "fit")
 CHOICES = ("auto", "digit", "photo")  # what --preprocess and cnnlab.json may say
@@ -38,6 +40,46 @@ _WORDS = {
 # "7", "seven", "Seven", "digit_7", "digit 7", "class-7", "7_seven", "07"
 _PREFIXED = re.compile(r"^(?:digit|num|number|class|label)?[\s_-]*0*(\d)$")
 _PAIR = re.compile(r"^0*(\d)[\s_-]+([a-z가-힣]+)$")
+
+# The reasons `why` holds (English in checkpoints, like every saved field; `why_text` says them in the
+# current language). The last two are cnnlab.data.records' reasons for the built-in datasets.
+WHY = (
+    N_("--preprocess {value}"),
+    N_("cnnlab.json says preprocess {value}"),
+    N_("the class names are digits ({span}) and the images are grey"),
+    N_("the images look like handwriting (grey, plain background, thin strokes: {share})"),
+    N_("the class names are digits but the images are in colour (like house-number photos)"),
+    N_("the images do not look like handwriting"),
+    N_("as the checkpoint says"),
+    N_("{name} is handwriting"),
+    N_("{name}'s images were made fitted and centred"),
+)
+HOW = {
+    "digit": N_("read as handwriting (ink centred like MNIST, flips refused)"),
+    "photo": N_("read as photos (shorter side resized, centre crop)"),
+    "fit": N_("fitted and centred"),
+}
+
+
+def translated(text: str, templates) -> str:
+    """`text`, made in English from one of `templates` (str.format, named fields, no format specs), in the
+    current language: the template is recognised, its field values taken from `text` and put into the
+    template's translation; `text` as it is when no template makes it."""
+    for template in templates:
+        names, pattern = [], ""
+        for literal, name, _spec, _conv in string.Formatter().parse(template):
+            pattern += re.escape(literal)
+            if name is not None:
+                pattern += f"(?P<{name}>.+?)" if name not in names else f"(?P={name})"
+                names.append(name)
+        if m := re.fullmatch(pattern, text, re.S):
+            return _(template, **m.groupdict())
+    return text
+
+
+def why_text(why: str) -> str:
+    """A reading's reason (`Reading.why`, `DataSpec.why`: English as saved) in the current language."""
+    return translated(why, WHY)
 
 
 def digit_value(name: str) -> int | None:
@@ -83,22 +125,18 @@ def decide(
     marker = marker or {}
     orient = marker.get("orientation_sensitive")
     if asked in ("digit", "photo"):
-        kind, why = asked, f"--preprocess {asked}"
+        kind, why = asked, WHY[0].format(value=asked)
     elif marker.get("preprocess", "auto") in ("digit", "photo"):
-        kind, why = marker["preprocess"], f"cnnlab.json says preprocess {marker['preprocess']!r}"
+        kind, why = marker["preprocess"], WHY[1].format(value=repr(marker["preprocess"]))
     elif digit_classes(classes) and grey_share >= DIGIT_LOOK_SHARE:
-        kind, why = "digit", f"the class names are digits ({_span(classes)}) and the images are grey"
+        kind, why = "digit", WHY[2].format(span=_span(classes))
     elif digit_look_share >= DIGIT_LOOK_SHARE:
-        share = f"{digit_look_share:.0%}"
-        kind, why = (
-            "digit",
-            f"the images look like handwriting (grey, plain background, thin strokes: {share})",
-        )
+        kind, why = "digit", WHY[3].format(share=f"{digit_look_share:.0%}")
     elif digit_classes(classes):
         kind = "photo"
-        why = "the class names are digits but the images are in colour (like house-number photos)"
+        why = WHY[4]
     else:
-        kind, why = "photo", "the images do not look like handwriting"
+        kind, why = "photo", WHY[5]
     if orient is None:
         orient = kind == "digit"
     return Reading(kind, why, bool(orient))
@@ -131,16 +169,17 @@ class DataSpec:
     def describe(self) -> str:
         """One line for the training log: the classes, the input, how images are read and why."""
         names = ", ".join(self.classes[:10]) + (", ..." if len(self.classes) > 10 else "")
-        colour = "grey" if self.channels == 1 else "RGB"
-        how = {
-            "digit": "read as handwriting (ink centred like MNIST, flips refused)",
-            "photo": "read as photos (shorter side resized, centre crop)",
-            "fit": "fitted and centred",
-        }[self.preprocess]
-        stats = "/".join(f"{m:.3f}" for m in self.mean), "/".join(f"{s:.3f}" for s in self.std)
-        return (
-            f"data: {len(self.classes)} classes ({names}); {self.channels}x{self.size}x{self.size} {colour}; "
-            f"{how}, because {self.why}; mean {stats[0]}, std {stats[1]}"
+        return _(
+            "data: {n} classes ({names}); {c}x{size}x{size} {colour}; {how}, because {why}; mean {mean}, std {std}",
+            n=len(self.classes),
+            names=names,
+            c=self.channels,
+            size=self.size,
+            colour=_("grey") if self.channels == 1 else "RGB",
+            how=_(HOW[self.preprocess]),
+            why=why_text(self.why),
+            mean="/".join(f"{m:.3f}" for m in self.mean),
+            std="/".join(f"{s:.3f}" for s in self.std),
         )
 
     def to_meta(self) -> dict:
@@ -167,7 +206,7 @@ class DataSpec:
     def from_meta(cls, meta: dict) -> "DataSpec":
         """The description a checkpoint's (validated) metadata holds; checkpoints from before "data"
         existed are read the way cnnlab read them then."""
-        c, h, _ = meta["input_shape"]
+        c, h, _w = meta["input_shape"]
         reading = reading_of(meta)
         return cls(
             dataset=meta["dataset"],
@@ -200,4 +239,4 @@ def reading_of(meta: dict) -> Reading:
     if kind == "digit" and c != 1:
         kind = "photo" if "folder" in meta else "fit"
     orient = bool(meta.get("orientation_sensitive", kind == "digit"))
-    return Reading(kind, str(saved.get("why", "as the checkpoint says")), orient)
+    return Reading(kind, str(saved.get("why", WHY[6])), orient)

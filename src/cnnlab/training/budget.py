@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 from cnnlab.training.config import TrainConfig
 
 PROBE_STEPS = 4  # steps timed before the first plan (the first 2 are warm-up and not used)
@@ -99,8 +100,12 @@ class TimeBudget:
         too_short = -self._agree(-int(self.seconds < step_t))  # MIN of the negated flags = MAX of the flags
         if too_short:
             raise CnnlabError(
-                f"--time-budget {self.seconds:g}: shorter than one training step ({step_t:.3g} s measured); "
-                "give more seconds, or a smaller --batch-size or model"
+                _(
+                    "--time-budget {seconds:g}: shorter than one training step ({step:.3g} s measured); give more "
+                    "seconds, or a smaller --batch-size or model",
+                    seconds=self.seconds,
+                    step=step_t,
+                )
             )
 
     @staticmethod

@@ -10,6 +10,7 @@ from cnnlab.data import Dataset, load_dataset
 from cnnlab.data.augment import check_spec
 from cnnlab.data.folder import FolderOptions, is_folder_dataset
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 
 
 def is_folder(cfg) -> bool:
@@ -46,7 +47,7 @@ def class_weights(cfg, train_y: torch.Tensor, num_classes: int, device=None) -> 
     counts = torch.bincount(train_y.cpu(), minlength=num_classes).double()
     if (counts == 0).any():
         empty = [str(i) for i in (counts == 0).nonzero().flatten().tolist()]
-        raise CnnlabError(f"--balance: class(es) {', '.join(empty)} have no training images")
+        raise CnnlabError(_("--balance: class(es) {names} have no training images", names=", ".join(empty)))
     return (counts.sum() / (num_classes * counts)).float().to(device)
 
 

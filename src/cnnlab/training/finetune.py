@@ -19,6 +19,7 @@ import torch.nn as nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import N_, _
 from cnnlab.training.config import TrainConfig
 
 FINETUNE = ("full", "probe")
@@ -26,6 +27,8 @@ BODY_GROUPS = 3  # the body's parameters in this many consecutive groups, each w
 FREEZE_PCT, FREEZE_DIV = 0.99, 25.0  # fastai fine_tune, frozen phase: fit_one_cycle(pct_start=0.99)
 UNFROZEN_PCT, UNFROZEN_DIV = 0.3, 5.0  # fastai fine_tune, unfrozen phase: pct_start=0.3, div=5
 FINAL_DIV = 1e5  # fastai's div_final: the cycle ends at peak / 1e5
+# the note a run's checkpoints keep (in English) and its log says (translated: note_text)
+NORMALISED = N_("inputs normalised as the weights were trained: mean {mean}, std {std}")
 
 
 def wants_weights(cfg: TrainConfig) -> bool:
@@ -52,15 +55,28 @@ def init_from_weights(model: nn.Module, cfg: TrainConfig, data) -> dict:
     from cnnlab.models.weights import describe
 
     if cfg.finetune not in FINETUNE:
-        raise CnnlabError(f"unknown --finetune {cfg.finetune!r}; choose from: {', '.join(FINETUNE)}")
+        raise CnnlabError(
+            _(
+                "unknown --finetune {value}; choose from: {names}",
+                value=repr(cfg.finetune),
+                names=", ".join(FINETUNE),
+            )
+        )
     w = load_start(cfg)
     fresh, notes = load_into(model, w, data.classes, cfg.model)
     model.cnnlab_fresh = fresh
     mean, std = w.preprocess.get("mean"), w.preprocess.get("std")
     if w.kind in ("imagenet", "cnnlab") and mean and len(mean) == len(data.mean):
         data.mean, data.std = tuple(mean), tuple(std)
-        notes.append(f"inputs normalised as the weights were trained: mean {mean}, std {std}")
+        notes.append(NORMALISED.format(mean=mean, std=std))
     return {**describe(w), "notes": notes}
+
+
+def note_text(note: str) -> str:
+    """A note about the starting weights (kept in English in the checkpoints) in the current language."""
+    from cnnlab.data.spec import translated
+
+    return translated(note, (NORMALISED,))
 
 
 def per_class_subset(
@@ -132,7 +148,9 @@ class FineTune:
         if world > 1 and self.freeze_steps:
             # DDP fixes the set of parameters it synchronises at construction; unfreezing later would
             # leave the body's gradients unsynchronised
-            raise CnnlabError("--finetune full with frozen epochs runs in one process; use --freeze-epochs 0")
+            raise CnnlabError(
+                _("--finetune full with frozen epochs runs in one process; use --freeze-epochs 0")
+            )
         self.total = total_steps
         groups = param_groups(model, fresh)
         n = len(groups)
@@ -178,4 +196,4 @@ def make_optimizer(cfg: TrainConfig, groups: list[dict]) -> torch.optim.Optimize
         return torch.optim.SGD(
             groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay
         )
-    raise CnnlabError(f"unknown optimizer {cfg.optimizer!r}")
+    raise CnnlabError(_("unknown optimizer {value}", value=repr(cfg.optimizer)))

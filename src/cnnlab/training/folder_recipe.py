@@ -69,14 +69,24 @@ def ema_for(steps: int, transfer: bool) -> float:
     return EMA if steps >= EMA_MIN_STEPS and not transfer else 0.0
 
 
-def describe(values: dict, n_train: int, kind: str) -> str:
-    """One log line: what was chosen and why."""
-    model = values.get("model", "the weights' model")
-    return (
-        f"settings for a folder of {n_train:,} training images ({kind}), as no recipe was given: "
-        f"{model}, {values['epochs']} epochs of batch {values['batch_size']}, "
-        f"{values['optimizer']} lr {values['lr']:g} {values.get('schedule', 'fine-tune')}, "
-        f"augment {values['augment']}, label smoothing {values['label_smoothing']:g}"
-        f"{', EMA ' + format(values['ema'], 'g') if values.get('ema') else ''}"
-        " (flags you give override these; --recipe chapter for the chapter's settings)"
+def describe(values: dict, n_train: int, digits: bool) -> str:
+    """One log line: what was chosen and why (`digits`: the folder is read as handwriting, else photos)."""
+    from cnnlab.i18n import _
+
+    return _(
+        "settings for a folder of {n} training images ({kind}), as no recipe was given: {model}, "
+        "{epochs} epochs of batch {batch}, {optimizer} lr {lr} {schedule}, augment {augment}, label "
+        "smoothing {smoothing}{ema} (flags you give override these; --recipe chapter for the chapter's "
+        "settings)",
+        n=f"{n_train:,}",
+        kind=_("handwriting") if digits else _("photos"),
+        model=values.get("model") or _("the weights' model"),
+        epochs=values["epochs"],
+        batch=values["batch_size"],
+        optimizer=values["optimizer"],
+        lr=f"{values['lr']:g}",
+        schedule=values.get("schedule", "fine-tune"),
+        augment=values["augment"],
+        smoothing=f"{values['label_smoothing']:g}",
+        ema=", EMA " + format(values["ema"], "g") if values.get("ema") else "",
     )

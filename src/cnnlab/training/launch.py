@@ -10,6 +10,7 @@ import os
 from dataclasses import fields
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.flags import flags_for
 
@@ -37,18 +38,27 @@ def check_nproc(n: int) -> None:
     change the per-process batch and the augmentation streams of the run."""
     import torch
 
-    if torch.cuda.is_available():
-        have, what = torch.cuda.device_count(), "GPU(s)"
-    else:
-        have, what = usable_cpus(), "CPU core(s) available to this process"
+    cuda = torch.cuda.is_available()
+    have = torch.cuda.device_count() if cuda else usable_cpus()
+    if n > have and cuda:
+        raise CnnlabError(
+            _("--nproc {n}: this machine has {have} GPU(s); use --nproc {have} or fewer", n=n, have=have)
+        )
     if n > have:
-        raise CnnlabError(f"--nproc {n}: this machine has {have} {what}; use --nproc {have} or fewer")
+        raise CnnlabError(
+            _(
+                "--nproc {n}: this machine has {have} CPU core(s) available to this process; use --nproc {have} "
+                "or fewer",
+                n=n,
+                have=have,
+            )
+        )
 
 
 def launch(args) -> int:
     """Run N workers through torchrun's elastic agent; the first failure's exit code, else 0."""
     if "WORLD_SIZE" in os.environ:
-        raise CnnlabError("--nproc starts torchrun itself; do not combine it with torchrun")
+        raise CnnlabError(_("--nproc starts torchrun itself; do not combine it with torchrun"))
     check_nproc(args.nproc)
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -62,7 +72,7 @@ def launch(args) -> int:
     try:
         run(targs)
     except ChildFailedError as e:
-        _, failure = e.get_first_failure()
+        _rank, failure = e.get_first_failure()
         code = failure.exitcode
         return code if code > 0 else 128 - code  # a negative code is the signal that killed the worker
     except SignalException as e:  # torchrun forwarded it; the workers already saved and reported

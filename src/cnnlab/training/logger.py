@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 
 SCALARS = ("train_loss", "test_loss", "test_accuracy", "val_loss", "val_accuracy", "images_per_second")
 
@@ -33,7 +34,7 @@ class Logger:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise CnnlabError(
-                "--tensorboard needs the tensorboard package: pip install tensorboard"
+                _("--tensorboard needs the tensorboard package: pip install tensorboard")
             ) from None
         if self.enabled:
             self.tb = SummaryWriter(str(folder))

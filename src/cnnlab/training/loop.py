@@ -20,10 +20,11 @@ from cnnlab.data import to_float
 from cnnlab.data.augment import augment_batch
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluation import evaluate
+from cnnlab.i18n import _
 from cnnlab.training.budget import start_budget
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.data_setup import class_weights, save_run_files
-from cnnlab.training.finetune import FineTune, wants_weights
+from cnnlab.training.finetune import FineTune, note_text, wants_weights
 from cnnlab.training.logger import Logger
 from cnnlab.training.metrics import (
     append_metrics,
@@ -118,7 +119,7 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: list) -
         out = Path(cfg.out or RUNS / LATEST)
     cfg = replace(cfg, out=str(out))  # a copy: config.json and messages name the real folder
     meta["config"] = cfg.to_dict()
-    log(f"run folder: {out}")
+    log(_("run folder: {path}", path=out))
     if cfg.tensorboard:
         log.open_tensorboard(out / "tensorboard")
     model = model.to(dd.device)
@@ -127,7 +128,7 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: list) -
     class_weight = class_weights(cfg, train_y, len(data.classes), dd.device)  # --balance
     if dd.world > 1:
         if cfg.sync_bn and dd.device.type == "cpu":
-            raise CnnlabError("--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
+            raise CnnlabError(_("--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation"))
         if cfg.sync_bn:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = nn.parallel.DistributedDataParallel(model)
@@ -155,11 +156,22 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: list) -
         for row in prog.history:
             append_metrics(out / "metrics.csv", row)
         log(
-            f"training {cfg.model} on {data.name}: {len(train_y)} train / {len(data.test_y)} test images, "
-            f"{cfg.epochs} epochs, batch {cfg.batch_size}, {precision}, {dd.world} process(es) on {dd.device}"
+            _(
+                "training {model} on {data}: {train} train / {test} test images, {epochs} epochs, "
+                "batch {batch}, {precision}, {world} process(es) on {device}",
+                model=cfg.model,
+                data=_("folder") if data.name == "folder" else data.name,  # a folder: said as a word
+                train=len(train_y),
+                test=len(data.test_y),
+                epochs=cfg.epochs,
+                batch=cfg.batch_size,
+                precision=precision,
+                world=dd.world,
+                device=dd.device,
+            )
         )
         for note in getattr(unwrap(model), "cnnlab_weights", {}).get("notes", []):
-            log(f"weights: {note}")
+            log(_("weights: {note}", note=note_text(note)))
 
     train_x, train_y = train_x.to(dd.device), train_y.to(dd.device)
     phases.mark("setup")
@@ -173,7 +185,7 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: list) -
             loss_sum, seen = (prog.loss_sum, prog.seen) if first else (0.0, 0)
             model.train()
             order = epoch_order(cfg.seed, epoch, len(train_y)).to(dd.device)
-            bar = log.bar(steps_per_epoch - first, f"epoch {epoch}/{cfg.epochs}")
+            bar = log.bar(steps_per_epoch - first, _("epoch {n}/{total}", n=epoch, total=cfg.epochs))
             for i in range(first, steps_per_epoch):
                 if budget is not None:
                     max_steps = budget.update(step)  # --time-budget: re-plans the step limit, checked next
@@ -231,7 +243,7 @@ def _train(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: list) -
                 history.append(row)
             early = bool(cfg.patience and dd.main and stale_epochs(history) >= cfg.patience)
             if early:
-                log(f"early stop: no validation improvement for {cfg.patience} epochs")
+                log(_("early stop: no validation improvement for {n} epochs", n=cfg.patience))
             done = guard.agree(early) or last
             guard.save(Progress(epoch + 1, 0, step, best, history, finished=done), weights=False)
             if done:
@@ -275,8 +287,15 @@ def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log, prec
         log.scalars(row)  # blanks are skipped
         save_checkpoint(out / "last", net, {**meta, "epoch": row["epoch"], "metrics": row})
         log(
-            f"epoch {row['epoch']:>3}: train loss {row['train_loss']:.4f} (not evaluated: --eval-every "
-            f"{cfg.eval_every}), {row['images_per_second']:.0f} img/s, {row['seconds']:.1f}s"
+            _(
+                "epoch {epoch:>3}: train loss {loss:.4f} (not evaluated: --eval-every {every}), "
+                "{speed:.0f} img/s, {seconds:.1f}s",
+                epoch=row["epoch"],
+                loss=row["train_loss"],
+                every=cfg.eval_every,
+                speed=row["images_per_second"],
+                seconds=row["seconds"],
+            )
         )
         return best
     row["test_loss"], row["test_accuracy"] = evaluate(
@@ -295,9 +314,29 @@ def end_of_epoch(cfg, model, data, val_x, val_y, row, best, out, meta, log, prec
     if score > best:
         save_checkpoint(out / "best", net, meta)
         best = score
-    val = f", val acc {row['val_accuracy']:.2%}" if val_x is not None else ""
-    log(
-        f"epoch {row['epoch']:>3}: train loss {row['train_loss']:.4f}, test loss {row['test_loss']:.4f}, "
-        f"test acc {row['test_accuracy']:.2%}{val}, {row['images_per_second']:.0f} img/s, {row['seconds']:.1f}s"
+    fields = dict(
+        epoch=row["epoch"],
+        loss=row["train_loss"],
+        test_loss=row["test_loss"],
+        acc=row["test_accuracy"],
+        speed=row["images_per_second"],
+        seconds=row["seconds"],
     )
+    if val_x is not None:
+        log(
+            _(
+                "epoch {epoch:>3}: train loss {loss:.4f}, test loss {test_loss:.4f}, test acc {acc:.2%}, "
+                "val acc {val:.2%}, {speed:.0f} img/s, {seconds:.1f}s",
+                val=row["val_accuracy"],
+                **fields,
+            )
+        )
+    else:
+        log(
+            _(
+                "epoch {epoch:>3}: train loss {loss:.4f}, test loss {test_loss:.4f}, test acc {acc:.2%}, "
+                "{speed:.0f} img/s, {seconds:.1f}s",
+                **fields,
+            )
+        )
     return best

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 
 SMOOTH = 0.98  # EMA factor of the loss (fastai's)
 DIVERGE = 4.0  # stop when smoothed loss > DIVERGE x its minimum
@@ -28,7 +29,12 @@ def sweep_rates(start: float, end: float, steps: int) -> list[float]:
     """steps rates spaced exponentially from start to end (both included)."""
     if not (0 < start < end) or steps < 2:
         raise CnnlabError(
-            f"lr-find needs 0 < --start-lr < --end-lr and --num-steps >= 2 (got {start}, {end}, {steps})"
+            _(
+                "lr-find needs 0 < --start-lr < --end-lr and --num-steps >= 2 (got {start}, {end}, {steps})",
+                start=start,
+                end=end,
+                steps=steps,
+            )
         )
     return [start * (end / start) ** (i / (steps - 1)) for i in range(steps)]
 
@@ -91,7 +97,6 @@ def draw(result: dict, png: Path) -> None:
     from matplotlib.figure import Figure
 
     from cnnlab.core.files import atomic_write
-    from cnnlab.i18n import _
     from cnnlab.i18n.fonts import picture_text
 
     with picture_text():  # Korean labels need a Hangul font (or fall back to English)
@@ -140,10 +145,19 @@ def lr_find(
     x_all, y_all = start.split[0], start.split[1]
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    c, size, _ = start.spec.shape
+    c, size, _width = start.spec.shape
     log(
-        f"lr-find: {cfg.model} trains at {size}x{size} ({c} channel(s)) on {len(y_all)} images of "
-        f"{data.name}, batch {cfg.batch_size}, {start.precision}"
+        _(
+            "lr-find: {model} trains at {size}x{size} ({c} channel(s)) on {n} images of {data}, batch {batch}, "
+            "{precision}",
+            model=cfg.model,
+            size=size,
+            c=c,
+            n=len(y_all),
+            data=_("folder") if data.name == "folder" else data.name,  # a folder: said as a word
+            batch=cfg.batch_size,
+            precision=start.precision,
+        )
     )
     class_weight = class_weights(cfg, y_all, len(data.classes))
 
@@ -168,7 +182,7 @@ def lr_find(
 
     result = find(model, make_step, batches(), rates)
     if len(result["lrs"]) < 3:
-        raise CnnlabError("lr-find: the loss diverged within the first steps; lower --start-lr")
+        raise CnnlabError(_("lr-find: the loss diverged within the first steps; lower --start-lr"))
     result["suggestion"] = valley(result["lrs"], result["losses"])
     result["steepest"] = steepest(result["lrs"], result["losses"])
     result["plot"] = str(plot)

@@ -74,7 +74,9 @@ def draw_curves(out: Path, log) -> None:
     from cnnlab.inside.plots import curves_figure, save  # lazy: matplotlib only when a run ends
 
     save(curves_figure(out / "metrics.csv"), out / "curves.png")
-    log(f"curves: {out / 'curves.png'}")
+    from cnnlab.i18n import _
+
+    log(_("curves: {path}", path=out / "curves.png"))
 
 
 def _best_metrics(out: Path) -> dict | None:

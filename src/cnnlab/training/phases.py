@@ -9,7 +9,18 @@ durations (what `cnnlab train --profile-startup` prints and `--json` reports und
 import os
 import time
 
+from cnnlab.i18n import N_
+
 _IMPORTED = time.monotonic()
+# the phases' names as `--profile-startup` prints them (the --json keys stay these English names)
+PHASE_NAMES = {
+    "start-up": N_("start-up"),
+    "data": N_("data"),
+    "setup": N_("setup"),
+    "training": N_("training"),
+    "evaluation+checkpoints": N_("evaluation+checkpoints"),
+    "curves": N_("curves"),
+}
 
 
 def _boot_age_of_process() -> float | None:
@@ -67,5 +78,7 @@ class Phases:
 
 def describe(split: dict[str, float]) -> str:
     """One line: 'start-up 2.31 s, data 0.05 s, ... = 6.80 s from process start'."""
-    parts = ", ".join(f"{name} {s:.2f} s" for name, s in split.items())
-    return f"time from process start: {parts} = {sum(split.values()):.2f} s"
+    from cnnlab.i18n import _
+
+    parts = ", ".join(f"{_(PHASE_NAMES.get(name, name))} {s:.2f} s" for name, s in split.items())
+    return _("time from process start: {parts} = {total:.2f} s", parts=parts, total=sum(split.values()))

@@ -21,6 +21,7 @@ BENCHMARKS.md and docs/speed.md (`python benchmarks/recipes.py`).
 """
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 from cnnlab.options import unknown_error
 
 RECIPES: dict[str, dict] = {
@@ -154,7 +155,13 @@ def recipe_values(name: str, dataset: str | None = None) -> dict:
         from cnnlab.data import DATASETS
 
         if dataset in DATASETS:
-            raise CnnlabError(f"--recipe {FOLDER} is for folders of your own images, not {dataset}")
+            raise CnnlabError(
+                _(
+                    "--recipe {name} is for folders of your own images, not {dataset}",
+                    name=FOLDER,
+                    dataset=dataset,
+                )
+            )
         return {"recipe": FOLDER}  # its values wait for the folder (training/start.py settle)
     if name not in RECIPES:
         raise unknown_error("recipe", name, list_recipes(), "--recipe")

@@ -29,6 +29,7 @@ import torch.nn as nn
 from cnnlab.checkpoint import load_state, load_weights, save_checkpoint, unwrap
 from cnnlab.core.files import atomic_write
 from cnnlab.errors import EXIT_BAD_CHECKPOINT, EXIT_DIVERGED, EXIT_OUT_FULL, CnnlabError
+from cnnlab.i18n import _
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.resume_rules import STATE, STATE_FORMAT, check_same_config, check_state, extends
 
@@ -123,12 +124,21 @@ def check_free_space(out: Path, cfg: TrainConfig, model: nn.Module) -> None:
     held = replaced_bytes(out)
     free = shutil.disk_usage(out).free
     if free + held < need:
-        also = f" (+{held / 2**20:.1f} MiB its files hold now)" if held else ""
-        raise CnnlabError(
-            f"--out {out}: only {free / 2**20:.1f} MiB free{also}, this run's checkpoints need about "
-            f"{need / 2**20:.1f} MiB; free space or choose another --out",
-            EXIT_OUT_FULL,
-        )
+        fields = dict(path=out, free=free / 2**20, need=need / 2**20)
+        if held:
+            text = _(
+                "--out {path}: only {free:.1f} MiB free (+{held:.1f} MiB its files hold now), this run's "
+                "checkpoints need about {need:.1f} MiB; free space or choose another --out",
+                held=held / 2**20,
+                **fields,
+            )
+        else:
+            text = _(
+                "--out {path}: only {free:.1f} MiB free, this run's checkpoints need about {need:.1f} MiB; "
+                "free space or choose another --out",
+                **fields,
+            )
+        raise CnnlabError(text, EXIT_OUT_FULL)
 
 
 def replaced_bytes(out: Path) -> int:
@@ -154,7 +164,7 @@ def resume(out: Path, cfg: TrainConfig, parts: Trainables, dd, log) -> Progress:
         state = box[0]
     if state is None:
         return Progress()
-    load_weights(unwrap(parts.model), state["model"], out / STATE, "weights do not match this model")
+    load_weights(unwrap(parts.model), state["model"], out / STATE, _("weights do not match this model"))
     try:
         parts.optimizer.load_state_dict(state["optimizer"])
         parts.scheduler.load_state_dict(state["scheduler"])
@@ -162,28 +172,37 @@ def resume(out: Path, cfg: TrainConfig, parts: Trainables, dd, log) -> Progress:
             parts.ema.load_state_dict(state["ema"])
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CnnlabError(f"{out / STATE}: does not match this run ({first})", EXIT_BAD_CHECKPOINT) from None
+        raise CnnlabError(
+            _("{path}: does not match this run ({why})", path=out / STATE, why=first), EXIT_BAD_CHECKPOINT
+        ) from None
     if state["world"] == dd.world:
         try:
             set_rng_state(state["rng"][dd.rank], dd.device)
         except (TypeError, ValueError, RuntimeError, KeyError, AttributeError, IndexError) as e:
             why = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise CnnlabError(
-                f"{out / STATE}: resume state field 'rng[{dd.rank}]' is not a random state ({why})",
+                _(
+                    "{path}: resume state field 'rng[{rank}]' is not a random state ({why})",
+                    path=out / STATE,
+                    rank=dd.rank,
+                    why=why,
+                ),
                 EXIT_BAD_CHECKPOINT,
             ) from None
     elif dd.main:
-        log(f"resuming a {state['world']}-process run with {dd.world}: results will differ in the last bits")
+        n = dict(saved=state["world"], world=dd.world)
+        log(_("resuming a {saved}-process run with {world}: results will differ in the last bits", **n))
     prog = Progress(**state["progress"])
+    at = dict(path=out, epoch=prog.epoch, batch=prog.batch, step=prog.step)  # str.format skips unused ones
     if prog.finished and extends(state["meta"]["config"], cfg):
         prog.finished = False  # the finished run's position is the start of its extension
-        log(f"extending the finished run in {out} from epoch {prog.epoch} (step {prog.step})")
+        log(_("extending the finished run in {path} from epoch {epoch} (step {step})", **at))
         if cfg.schedule == "step":
-            log("note: the step schedule's /10 drops move to 1/3 and 2/3 of the new length")
+            log(_("note: the step schedule's /10 drops move to 1/3 and 2/3 of the new length"))
     elif prog.finished:
-        log(f"the run in {out} already finished; nothing left to train")
+        log(_("the run in {path} already finished; nothing left to train", **at))
     else:
-        log(f"resuming {out} at epoch {prog.epoch}, batch {prog.batch} (step {prog.step})")
+        log(_("resuming {path} at epoch {epoch}, batch {batch} (step {step})", **at))
     return prog
 
 
@@ -193,15 +212,22 @@ def read_state(out: Path, cfg: TrainConfig, log) -> dict | None:
     if not path.exists():
         if (out / "last.safetensors").exists() or (out / "metrics.csv").exists():
             raise CnnlabError(
-                f"--out {out} holds a run but no resume state ({STATE}); use --overwrite to start again",
+                _(
+                    "--out {path} holds a run but no resume state ({state}); use --overwrite to start again",
+                    path=out,
+                    state=STATE,
+                ),
                 EXIT_BAD_CHECKPOINT,
             )
-        log(f"--resume: nothing to resume in {out}, starting a new run")
+        log(_("--resume: nothing to resume in {path}, starting a new run", path=out))
         return None
     state = load_state(path)
     keys = {"format", "meta", "progress", "world", "model", "optimizer", "scheduler", "ema", "rng"}
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or not keys <= set(state):
-        raise CnnlabError(f"{path}: not a cnnlab resume state ({STATE_FORMAT})", EXIT_BAD_CHECKPOINT)
+        raise CnnlabError(
+            _("{path}: not a cnnlab resume state ({format})", path=path, format=STATE_FORMAT),
+            EXIT_BAD_CHECKPOINT,
+        )
     check_state(state, path)  # every field, so a hand edit is one line naming it (exit 7)
     check_same_config(state["meta"]["config"], cfg, path)
     return state
@@ -260,14 +286,23 @@ class Guard:
         """All-reduce the pending losses and stop flags; raise Stop on NaN/inf; the losses' sum."""
         v = self.verdict(step)
         if v.bad_step is not None:
-            last = self.out / "last.safetensors"
-            kept = f"kept the last good checkpoint {last} and {STATE} (step {self.saved_step})"
-            kept = kept if self.saved_step else "no checkpoint had been written yet"
-            raise Stop(
-                f"training diverged: loss is not finite at step {v.bad_step} (epoch {epoch}); {kept}; "
-                "lower --lr",
-                EXIT_DIVERGED,
-            )
+            fields = dict(step=v.bad_step, epoch=epoch)
+            if self.saved_step:
+                text = _(
+                    "training diverged: loss is not finite at step {step} (epoch {epoch}); kept the last good "
+                    "checkpoint {path} and {state} (step {saved}); lower --lr",
+                    path=self.out / "last.safetensors",
+                    state=STATE,
+                    saved=self.saved_step,
+                    **fields,
+                )
+            else:
+                text = _(
+                    "training diverged: loss is not finite at step {step} (epoch {epoch}); no checkpoint had "
+                    "been written yet; lower --lr",
+                    **fields,
+                )
+            raise Stop(text, EXIT_DIVERGED)
         # the agreed decision, not this rank's flag: a signal that arrives during the all-reduce is
         # still in self.signum and stops the job at the next poll
         self.stop = v.signum
@@ -297,8 +332,16 @@ class Guard:
         if self.stop:
             name = signal.Signals(self.stop).name
             raise Stop(
-                f"stopped by {name} after step {prog.step} (epoch {prog.epoch}, batch {prog.batch}); "
-                f"resume state saved in {self.out / STATE}; continue with: cnnlab train --resume --out {self.out}",
+                _(
+                    "stopped by {signal} after step {step} (epoch {epoch}, batch {batch}); resume state saved in "
+                    "{path}; continue with: cnnlab train --resume --out {out}",
+                    signal=name,
+                    step=prog.step,
+                    epoch=prog.epoch,
+                    batch=prog.batch,
+                    path=self.out / STATE,
+                    out=self.out,
+                ),
                 128 + self.stop,
             )
 
@@ -307,8 +350,12 @@ class Guard:
         params = list(unwrap(self.parts.model).parameters())
         if not all(bool(torch.isfinite(p).all()) for p in params):
             raise Stop(
-                f"training diverged: weights are not finite after step {prog.step}; "
-                f"kept the last good checkpoint (step {self.saved_step})",
+                _(
+                    "training diverged: weights are not finite after step {step}; kept the last good checkpoint "
+                    "(step {saved})",
+                    step=prog.step,
+                    saved=self.saved_step,
+                ),
                 EXIT_DIVERGED,
             )
         rngs = [None] * self.dd.world

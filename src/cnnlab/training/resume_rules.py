@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from cnnlab.errors import EXIT_BAD_CHECKPOINT, CnnlabError
+from cnnlab.i18n import _
 from cnnlab.training.config import TrainConfig
 
 STATE = "state.pt"
@@ -45,19 +46,33 @@ def saved_run_config(out: Path) -> dict:
     meta = state.get("meta") if isinstance(state, dict) else None
     config = meta.get("config") if isinstance(meta, dict) else None
     if not isinstance(config, dict):
-        raise CnnlabError(f"{path}: not a cnnlab resume state ({STATE_FORMAT})", EXIT_BAD_CHECKPOINT)
+        raise CnnlabError(
+            _("{path}: not a cnnlab resume state ({format})", path=path, format=STATE_FORMAT),
+            EXIT_BAD_CHECKPOINT,
+        )
     return config
 
 
 def check_same_config(saved: dict, cfg: TrainConfig, path: Path) -> None:
     now = cfg.to_dict()
     diff = [
-        f"--{k.replace('_', '-')} {now[k]!r} (saved: {saved.get(k)!r})"
+        _(
+            "--{flag} {value} (saved: {saved})",
+            flag=k.replace("_", "-"),
+            value=repr(now[k]),
+            saved=repr(saved.get(k)),
+        )
         for k in now
         if k not in RESUME_FREE and k not in LENGTH and _norm(saved.get(k)) != _norm(now[k])
     ]
     if diff:
-        raise CnnlabError(f"{path} was saved with other settings: {', '.join(diff)}; resume needs the same")
+        raise CnnlabError(
+            _(
+                "{path} was saved with other settings: {diff}; resume needs the same",
+                path=path,
+                diff=", ".join(diff),
+            )
+        )
     check_length(saved, now)
 
 
@@ -75,13 +90,24 @@ def check_length(saved: dict, now: dict) -> None:
         flag = "--" + key.replace("_", "-")
         if change is False:
             raise CnnlabError(
-                f"{flag} {now[key]}: the run was saved with {saved.get(key)}; it cannot be shortened"
+                _(
+                    "{flag} {value}: the run was saved with {saved}; it cannot be shortened",
+                    flag=flag,
+                    value=now[key],
+                    saved=saved.get(key),
+                )
             )
         if change and now["schedule"] not in EXTENDABLE:
             raise CnnlabError(
-                f"{flag} {now[key]}: the run was saved with {saved.get(key)}, and its {now['schedule']} "
-                "schedule is planned over the whole run (its learning rate already fell towards its end); "
-                f"extending it would raise it again. Start a new run with {flag} {now[key]} instead"
+                _(
+                    "{flag} {value}: the run was saved with {saved}, and its {schedule} schedule is planned over "
+                    "the whole run (its learning rate already fell towards its end); extending it would raise it "
+                    "again. Start a new run with {flag} {value} instead",
+                    flag=flag,
+                    value=now[key],
+                    saved=saved.get(key),
+                    schedule=now["schedule"],
+                )
             )
 
 
@@ -112,7 +138,10 @@ PROGRESS = {
 
 
 def bad_state(path: Path, field: str, why: str) -> CnnlabError:
-    return CnnlabError(f"{path}: resume state field {field!r} {why}", EXIT_BAD_CHECKPOINT)
+    return CnnlabError(
+        _("{path}: resume state field {field} {why}", path=path, field=repr(field), why=why),
+        EXIT_BAD_CHECKPOINT,
+    )
 
 
 def check_state(state: dict, path: Path) -> None:
@@ -120,36 +149,52 @@ def check_state(state: dict, path: Path) -> None:
     choke on (a TypeError deep inside) or silently misuse (epoch -5 trains from a negative epoch)."""
     meta = state["meta"]
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
-        raise bad_state(path, "meta.config", "must be an object (the run's settings)")
+        raise bad_state(path, "meta.config", _("must be an object (the run's settings)"))
     world = state["world"]
     if not _is(world, int) or world < 1:
-        raise bad_state(path, "world", f"must be a positive whole number, got {world!r}")
+        raise bad_state(path, "world", _("must be a positive whole number, got {value}", value=repr(world)))
     progress = state["progress"]
     if not isinstance(progress, dict):
-        raise bad_state(path, "progress", "must be an object")
+        raise bad_state(path, "progress", _("must be an object"))
     if set(progress) != set(PROGRESS):
         odd = sorted(map(str, set(progress) ^ set(PROGRESS)))
-        raise bad_state(path, "progress", f"must have exactly the fields {', '.join(PROGRESS)} (odd: {odd})")
+        raise bad_state(
+            path,
+            "progress",
+            _("must have exactly the fields {names} (odd: {odd})", names=", ".join(PROGRESS), odd=odd),
+        )
     for name, (kind, low) in PROGRESS.items():
         value = progress[name]
         if not _is(value, kind):
-            raise bad_state(path, f"progress.{name}", f"must be {kind.__name__}, got {value!r:.60}")
+            raise bad_state(
+                path,
+                f"progress.{name}",
+                _("must be {kind}, got {value}", kind=kind.__name__, value=f"{value!r:.60}"),
+            )
         if low is not None and not value >= low:  # `not >=`: NaN fails too
-            raise bad_state(path, f"progress.{name}", f"must be >= {low}, got {value!r}")
+            raise bad_state(
+                path, f"progress.{name}", _("must be >= {low}, got {value}", low=low, value=repr(value))
+            )
     for i, row in enumerate(progress["history"]):
         if not isinstance(row, dict) or not _row_ok(row):
-            raise bad_state(path, f"progress.history[{i}]", f"is not a metrics row: {row!r:.80}")
+            raise bad_state(
+                path, f"progress.history[{i}]", _("is not a metrics row: {row}", row=f"{row!r:.80}")
+            )
     rng = state["rng"]
     if not isinstance(rng, list) or len(rng) != world:
-        raise bad_state(path, "rng", f"must be a list of {world} random states (one per process)")
+        raise bad_state(path, "rng", _("must be a list of {n} random states (one per process)", n=world))
     for i, r in enumerate(rng):
         if not isinstance(r, dict) or not {"torch", "python", "numpy"} <= set(r):
-            raise bad_state(path, f"rng[{i}]", "must hold the torch, python and numpy random states")
+            raise bad_state(path, f"rng[{i}]", _("must hold the torch, python and numpy random states"))
     for name in ("model", "optimizer", "scheduler"):
         if not isinstance(state[name], dict):
-            raise bad_state(path, name, f"must be a state dict, got {type(state[name]).__name__}")
+            raise bad_state(
+                path, name, _("must be a state dict, got {kind}", kind=type(state[name]).__name__)
+            )
     if state["ema"] is not None and not isinstance(state["ema"], dict):
-        raise bad_state(path, "ema", f"must be a state dict or None, got {type(state['ema']).__name__}")
+        raise bad_state(
+            path, "ema", _("must be a state dict or None, got {kind}", kind=type(state["ema"]).__name__)
+        )
 
 
 def _is(value, kind: type) -> bool:

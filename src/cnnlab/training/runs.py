@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cnnlab.core.files import RUN_RECORDS
 from cnnlab.errors import EXIT_OUT_UNWRITABLE, EXIT_RUN_EXISTS, CnnlabError
+from cnnlab.i18n import _
 
 LOCK = ".cnnlab-run.lock"
 RUNS = Path("runs")  # parent of numbered run folders, relative to the working directory
@@ -53,7 +54,8 @@ def new_run_dir(model: str, dataset: str, root: Path = RUNS) -> Path:
         taken = [int(p.name[len(prefix) :]) for p in root.iterdir() if _numbered(p.name, prefix)]
     except OSError as e:
         raise CnnlabError(
-            f"cannot create run folder in {root}: {e.strerror or e}", EXIT_OUT_UNWRITABLE
+            _("cannot create run folder in {path}: {why}", path=root, why=e.strerror or e),
+            EXIT_OUT_UNWRITABLE,
         ) from None
     n = max(taken, default=0) + 1
     while True:
@@ -64,7 +66,9 @@ def new_run_dir(model: str, dataset: str, root: Path = RUNS) -> Path:
         except FileExistsError:  # another run took this number between our listing and mkdir
             n += 1
         except OSError as e:
-            raise CnnlabError(f"cannot create {out}: {e.strerror or e}", EXIT_OUT_UNWRITABLE) from None
+            raise CnnlabError(
+                _("cannot create {path}: {why}", path=out, why=e.strerror or e), EXIT_OUT_UNWRITABLE
+            ) from None
     point_latest(root, out)
     return out
 
@@ -109,25 +113,30 @@ def claim(out: Path) -> None:
     The holder removes it at release while still holding it; a taker that locked the removed file sees
     that the path no longer names it and tries again."""
     lock = out / LOCK
-    for _ in range(100):
+    for _attempt in range(100):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
         except OSError as e:
             raise CnnlabError(
-                f"--out {out} is not writable: {e.strerror or e}", EXIT_OUT_UNWRITABLE
+                _("--out {path} is not writable: {why}", path=out, why=e.strerror or e), EXIT_OUT_UNWRITABLE
             ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise CnnlabError(
-                f"--out {out} is in use by another run ({_owner(lock)}); wait for it or choose another --out",
+                _(
+                    "--out {path} is in use by another run ({owner}); wait for it or choose another --out",
+                    path=out,
+                    owner=_owner(lock),
+                ),
                 EXIT_RUN_EXISTS,
             ) from None
         except OSError as e:  # a filesystem without locks
             os.close(fd)
             raise CnnlabError(
-                f"--out {out}: cannot lock {lock}: {e.strerror or e}", EXIT_OUT_UNWRITABLE
+                _("--out {path}: cannot lock {lock}: {why}", path=out, lock=lock, why=e.strerror or e),
+                EXIT_OUT_UNWRITABLE,
             ) from None
         if _names(fd, lock):
             me = f"{socket.gethostname()} {os.getpid()}\n".encode()
@@ -137,7 +146,7 @@ def claim(out: Path) -> None:
             remove_stale_temps(out)
             return
         os.close(fd)  # released and removed between our open and flock: take the new file
-    raise CnnlabError(f"--out {out}: could not take its lock {lock}", EXIT_RUN_EXISTS)
+    raise CnnlabError(_("--out {path}: could not take its lock {lock}", path=out, lock=lock), EXIT_RUN_EXISTS)
 
 
 def _names(fd: int, path: Path) -> bool:
@@ -153,15 +162,17 @@ def _names(fd: int, path: Path) -> bool:
 def _owner(lock: Path) -> str:
     """'pid N' (or 'host H, pid N') of the live run holding `lock`, from what it wrote there (a holder that
     just created the file writes it a moment after taking the lock: wait a little for it)."""
-    for _ in range(20):
+    for _attempt in range(20):
         try:
             host, pid = lock.read_text().split()
             int(pid)
         except (OSError, ValueError):
             time.sleep(0.01)
             continue
-        return f"pid {pid}" if host == socket.gethostname() else f"host {host}, pid {pid}"
-    return "owner unknown"  # a lock file written by another program
+        if host == socket.gethostname():
+            return _("pid {pid}", pid=pid)
+        return _("host {host}, pid {pid}", host=host, pid=pid)
+    return _("owner unknown")  # a lock file written by another program
 
 
 def remove_stale_temps(out: Path) -> list[str]:
@@ -178,11 +189,16 @@ def remove_stale_temps(out: Path) -> list[str]:
             p.unlink(missing_ok=True)
             removed.append(p.name)
     if removed:
-        shown = ", ".join(removed[:3]) + (f" and {len(removed) - 3} more" if len(removed) > 3 else "")
-        print(
-            f"note: removed {len(removed)} temporary file(s) an interrupted run left in {out}: {shown}",
-            file=sys.stderr,
+        shown = ", ".join(removed[:3])
+        if len(removed) > 3:
+            shown = _("{names} and {n} more", names=shown, n=len(removed) - 3)
+        text = _(
+            "note: removed {n} temporary file(s) an interrupted run left in {path}: {names}",
+            n=len(removed),
+            path=out,
+            names=shown,
         )
+        print(text, file=sys.stderr)
     return removed
 
 
@@ -199,15 +215,20 @@ def release_runs() -> None:
 def prepare_out(out: Path, overwrite: bool, resume: bool) -> Path:
     """Lock OUT, refuse to silently overwrite a previous run, prove it is writable; returns OUT."""
     if out.exists() and not out.is_dir():
-        raise CnnlabError(f"--out {out} exists and is not a folder", EXIT_OUT_UNWRITABLE)
+        raise CnnlabError(_("--out {path} exists and is not a folder", path=out), EXIT_OUT_UNWRITABLE)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise CnnlabError(f"--out {out} is not writable: {e.strerror or e}", EXIT_OUT_UNWRITABLE) from None
+        raise CnnlabError(
+            _("--out {path} is not writable: {why}", path=out, why=e.strerror or e), EXIT_OUT_UNWRITABLE
+        ) from None
     claim(out)  # before looking inside: two runs racing into an empty folder cannot both pass
     if any(p.name != LOCK for p in out.iterdir()) and not (overwrite or resume):
         raise CnnlabError(
-            f"--out {out} already holds a run; use --resume to continue it or --overwrite to replace it",
+            _(
+                "--out {path} already holds a run; use --resume to continue it or --overwrite to replace it",
+                path=out,
+            ),
             EXIT_RUN_EXISTS,
         )
     try:
@@ -215,7 +236,9 @@ def prepare_out(out: Path, overwrite: bool, resume: bool) -> Path:
         probe.write_bytes(b"\0" * 4096)
         probe.unlink()
     except OSError as e:
-        raise CnnlabError(f"--out {out} is not writable: {e.strerror or e}", EXIT_OUT_UNWRITABLE) from None
+        raise CnnlabError(
+            _("--out {path} is not writable: {why}", path=out, why=e.strerror or e), EXIT_OUT_UNWRITABLE
+        ) from None
     if overwrite and not resume:
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
@@ -248,7 +271,10 @@ def open_run_folder(cfg) -> tuple[Path, bool, str | None]:
     `forget` needs to undo it when the run fails before its first checkpoint."""
     if cfg.resume and not cfg.out and not (RUNS / LATEST).exists():
         raise CnnlabError(
-            f"--resume without --out continues {RUNS / LATEST}, which does not exist; pass --out RUN"
+            _(
+                "--resume without --out continues {path}, which does not exist; pass --out RUN",
+                path=RUNS / LATEST,
+            )
         )
     before = latest_target()
     if cfg.out or cfg.resume:

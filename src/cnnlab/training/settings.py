@@ -10,6 +10,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.runs import resume_dir
 
@@ -53,10 +54,20 @@ def saved_config(out: Path) -> dict:
     saved = saved_run_config(out)
     if not saved:
         if not out.is_dir():
-            raise CnnlabError(f"--resume: {out} does not exist; pass --out RUN (a run folder with {STATE})")
+            raise CnnlabError(
+                _(
+                    "--resume: {path} does not exist; pass --out RUN (a run folder with {state})",
+                    path=out,
+                    state=STATE,
+                )
+            )
         raise CnnlabError(
-            f"--resume: nothing to continue in {out} (no {STATE}: the run never saved a checkpoint); "
-            "start it again without --resume"
+            _(
+                "--resume: nothing to continue in {path} (no {state}: the run never saved a checkpoint); "
+                "start it again without --resume",
+                path=out,
+                state=STATE,
+            )
         )
     try:
         TrainConfig.from_dict({**TrainConfig().to_dict(), **saved, "overwrite": False, "resume": True})

@@ -40,7 +40,7 @@ class Start:
 def split_validation(data: Dataset, frac: float, seed: int):
     """(train_x, train_y, val_x, val_y): a seeded fraction of the training set is held out."""
     if not 0 <= frac < 1:
-        raise CnnlabError(f"--val-split must be in [0, 1), got {frac}")
+        raise CnnlabError(_("--val-split must be in [0, 1), got {value}", value=frac))
     n = len(data.train_y)
     n_val = int(round(n * frac))
     if n_val == 0:
@@ -81,8 +81,7 @@ def settle(cfg: TrainConfig, data: Dataset, n_train: int, given: set[str] | None
     if cfg.finetune == "probe":  # features are computed once per image: nothing to augment or average
         values.update(augment="none", ema=0.0)
     chosen = {k: v for k, v in values.items() if k not in given}
-    kind = "handwriting" if data.preprocess == "digit" else "photos"
-    log(describe({**values, **chosen}, n_train, kind))
+    log(describe({**values, **chosen}, n_train, data.preprocess == "digit"))
     return replace(cfg, **chosen, recipe="folder")
 
 
@@ -130,7 +129,7 @@ def build_model(cfg: TrainConfig, data: Dataset) -> nn.Module:
             raise
         hint = _("the images are read at {size}x{size}: pass --image-size {least} or more (the smallest input "
                  "{model} takes)", size=h, least=least, model=cfg.model)  # fmt: skip
-        raise CnnlabError(f"{e}; {hint}") from None
+        raise CnnlabError(_("{error}; {hint}", error=e, hint=hint)) from None
     model.cnnlab_kwargs = kwargs  # saved in checkpoints so `load_checkpoint` can rebuild it
     if wants_weights(cfg):  # --pretrained / --weights: new classifier, adapted first conv, rest strict
         model.cnnlab_weights = init_from_weights(model, cfg, data)
@@ -191,12 +190,21 @@ def begin(cfg: TrainConfig, log, given: set[str] | None = None, device=torch.dev
     size = input_size(cfg)
     if size != cfg.image_size:
         cfg = replace(cfg, image_size=size)
-        why = (
-            "ImageNet weights fit their full model form (over 64 px)"
-            if cfg.pretrained
-            else f"the size of the run {cfg.weights} starts from"
-        )
-        log(f"images read at {size}x{size}: {why}")
+        if cfg.pretrained:
+            log(
+                _(
+                    "images read at {size}x{size}: ImageNet weights fit their full model form (over 64 px)",
+                    size=size,
+                )
+            )
+        else:
+            log(
+                _(
+                    "images read at {size}x{size}: the size of the run {path} starts from",
+                    size=size,
+                    path=cfg.weights,
+                )
+            )
     data, split = run_data(cfg, log)
     cfg = settle(cfg, data, len(split[1]), given, log)
     if data.orientation_sensitive:

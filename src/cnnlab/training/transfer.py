@@ -25,11 +25,12 @@ from cnnlab.core.autocast import autocast
 from cnnlab.data import Dataset, to_float
 from cnnlab.data.cache import Writer, cache_key, load
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 from cnnlab.inside.hooks import hooked
 from cnnlab.models.adapt import head_name
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.data_setup import save_run_files
-from cnnlab.training.finetune import make_optimizer, wants_weights
+from cnnlab.training.finetune import make_optimizer, note_text, wants_weights
 from cnnlab.training.logger import Logger
 from cnnlab.training.metrics import append_metrics, draw_curves, save_config, selection_score, summarize
 from cnnlab.training.process import set_up
@@ -103,10 +104,10 @@ def train_probe(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: li
     returns the same summary as a normal run; `opened` gets the run folder as soon as it is made."""
     log = Logger(True, json_mode)
     if not wants_weights(cfg):
-        raise CnnlabError("--finetune probe needs weights to probe: pass --pretrained or --weights FILE")
+        raise CnnlabError(_("--finetune probe needs weights to probe: pass --pretrained or --weights FILE"))
     if cfg.augment != "none":
         raise CnnlabError(
-            "--finetune probe computes each image's features once, so it cannot augment; drop --augment"
+            _("--finetune probe computes each image's features once, so it cannot augment; drop --augment")
         )
     set_up(cfg.threads)  # training/process.py
     torch.manual_seed(cfg.seed)
@@ -121,8 +122,13 @@ def train_probe(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: li
     save_run_files(out, data, log)  # folders: split.json, skipped.txt
     (out / "metrics.csv").unlink(missing_ok=True)
     for note in model.cnnlab_weights["notes"]:
-        log(f"weights: {note}")
-    log(f"probe: {cfg.model} frozen in eval mode; features computed once per image (no augmentation)")
+        log(_("weights: {note}", note=note_text(note)))
+    log(
+        _(
+            "probe: {model} frozen in eval mode; features computed once per image (no augmentation)",
+            model=cfg.model,
+        )
+    )
     source = model.cnnlab_weights["source"]
     t0 = time.perf_counter()
     parts = {"train": (train_x, train_y), "test": (data.test_x, data.test_y)}
@@ -132,10 +138,11 @@ def train_probe(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: li
     for name, (x, y) in parts.items():
         fx, hit = cached_features(model, x, data, cfg, source, run.precision)
         feats[name] = (fx, y)
-        log(
-            f"probe: {name} features {tuple(fx.shape)} "
-            + ("from the cache" if hit else "computed and cached")
-        )
+        which = {"train": _("train"), "test": _("test"), "val": _("val")}[name]
+        if hit:
+            log(_("probe: {part} features {shape} from the cache", part=which, shape=tuple(fx.shape)))
+        else:
+            log(_("probe: {part} features {shape} computed and cached", part=which, shape=tuple(fx.shape)))
     extract_s = time.perf_counter() - t0
     head = model.get_submodule(head_name(model))
     for p in model.parameters():
@@ -160,7 +167,14 @@ def train_probe(cfg: TrainConfig, json_mode: bool, on_summary, given, opened: li
         sel = selection_score(row, "val" in feats)  # the loop's choice of the best epoch
         if sel > best:
             best, best_state, best_row = sel, copy.deepcopy(head.state_dict()), row
-        log(f"epoch {epoch:>3}: train loss {row['train_loss']:.4f}, test acc {row['test_accuracy']:.4%}")
+        log(
+            _(
+                "epoch {epoch:>3}: train loss {loss:.4f}, test acc {acc:.4%}",
+                epoch=epoch,
+                loss=row["train_loss"],
+                acc=row["test_accuracy"],
+            )
+        )
     model.eval()
     save_checkpoint(out / "last", model, {**meta, "epoch": len(history), "metrics": history[-1]})
     head.load_state_dict(best_state)

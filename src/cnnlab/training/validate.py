@@ -9,6 +9,7 @@ into COMBINATIONS with the fields it reads (skipped when one of them already fai
 from collections.abc import Callable
 
 from cnnlab.errors import CnnlabError
+from cnnlab.i18n import _
 from cnnlab.options import BIG, Rule, problems, raise_problems
 
 # the names build_optimizer / lr_factor / precision.resolve know, checked here and nowhere else (here, not
@@ -103,23 +104,24 @@ def _dataset(c) -> str | None:
     names = _datasets()
     if c.dataset in names or is_folder(c):
         if c.dataset == "folder" and not c.data_dir:
-            return "--dataset folder needs --data-dir ROOT (a folder with one subfolder per class)"
+            return _("--dataset folder needs --data-dir ROOT (a folder with one subfolder per class)")
         return None
-    return unknown("dataset", c.dataset, [*names, "folder", "a folder path"], "--dataset")
+    return unknown("dataset", c.dataset, [*names, "folder", _("a folder path")], "--dataset")
 
 
 def _channels(c) -> str | None:
     if c.channels == 2:
-        return "--channels 2: must be 0 (from the data), 1 (greyscale) or 3 (RGB)"
+        return _("--channels 2: must be 0 (from the data), 1 (greyscale) or 3 (RGB)")
 
 
 def _splits(c) -> str | None:
     from cnnlab.training.data_setup import is_folder
 
     if is_folder(c) and c.val_split + c.test_split >= 1:  # only folders use --test-split
-        return (
-            f"--val-split {c.val_split:g} and --test-split {c.test_split:g} leave no training images "
-            "(their sum must be below 1)"
+        return _(
+            "--val-split {val:g} and --test-split {test:g} leave no training images (their sum must be below 1)",
+            val=c.val_split,
+            test=c.test_split,
         )
 
 
@@ -128,22 +130,26 @@ def _pretrained(c) -> str | None:
     from cnnlab.models.weights import pretrained_names
 
     if c.pretrained and c.weights:
-        return "--pretrained and --weights exclude each other: ImageNet's weights, or the ones in FILE"
+        return _("--pretrained and --weights exclude each other: ImageNet's weights, or the ones in FILE")
     if c.pretrained and canonical_name(c.model) not in pretrained_names():
-        return (
-            f"--pretrained: no published ImageNet weights for {c.model!r}; they exist for: "
-            f"{', '.join(pretrained_names())}; or pass --weights FILE"
+        return _(
+            "--pretrained: no published ImageNet weights for {model}; they exist for: {names}; or pass "
+            "--weights FILE",
+            model=repr(c.model),
+            names=", ".join(pretrained_names()),
         )
 
 
 def _probe(c) -> str | None:
     if c.finetune == "probe" and not (c.pretrained or c.weights):
-        return "--finetune probe trains a head on frozen trained weights: pass --pretrained or --weights FILE"
+        return _(
+            "--finetune probe trains a head on frozen trained weights: pass --pretrained or --weights FILE"
+        )
 
 
 def _resume_overwrite(c) -> str | None:
     if c.resume and c.overwrite:
-        return "--resume and --overwrite exclude each other: continue the run in --out, or replace it"
+        return _("--resume and --overwrite exclude each other: continue the run in --out, or replace it")
 
 
 def _sync_bn(c) -> str | None:
@@ -151,14 +157,16 @@ def _sync_bn(c) -> str | None:
         import torch
 
         if not torch.cuda.is_available():
-            return "--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation"
+            return _("--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
 
 
 def _warmup(c) -> str | None:
     if c.warmup_epochs and c.warmup_epochs >= c.epochs:
-        return (
-            f"--warmup-epochs {c.warmup_epochs:g}: must be shorter than the run (--epochs {c.epochs}); "
-            "the learning rate would never reach its peak"
+        return _(
+            "--warmup-epochs {warmup:g}: must be shorter than the run (--epochs {epochs}); the learning rate "
+            "would never reach its peak",
+            warmup=c.warmup_epochs,
+            epochs=c.epochs,
         )
 
 
@@ -168,17 +176,20 @@ def _patience(c) -> str | None:
     # a folder may bring its own val/ folder: whether it has validation images is known once it is read
     # (check_validation_set)
     if c.patience and not c.val_split and not is_folder(c):
-        return (
-            f"--patience {c.patience}: early stopping watches validation accuracy, so it needs "
-            "--val-split > 0 (e.g. --val-split 0.1)"
+        return _(
+            "--patience {n}: early stopping watches validation accuracy, so it needs --val-split > 0 "
+            "(e.g. --val-split 0.1)",
+            n=c.patience,
         )
 
 
 def _eval_every(c) -> str | None:
     if c.patience and c.eval_every != 1:
-        return (
-            f"--patience {c.patience} counts epochs without validation improvement, so every epoch must be "
-            f"evaluated: drop --eval-every {c.eval_every} (or give --eval-every 1)"
+        return _(
+            "--patience {n} counts epochs without validation improvement, so every epoch must be evaluated: "
+            "drop --eval-every {every} (or give --eval-every 1)",
+            n=c.patience,
+            every=c.eval_every,
         )
 
 
@@ -227,8 +238,11 @@ def check_train_size(cfg, n_train: int) -> None:
     """After --val-split and --limit-train: there must be something left to train on."""
     if n_train < 1:
         raise CnnlabError(
-            f"no training images left after --val-split {cfg.val_split:g} and --limit-train "
-            f"{cfg.limit_train}; lower --val-split"
+            _(
+                "no training images left after --val-split {val:g} and --limit-train {limit}; lower --val-split",
+                val=cfg.val_split,
+                limit=cfg.limit_train,
+            )
         )
 
 
@@ -236,6 +250,10 @@ def check_validation_set(cfg, n_val: int) -> None:
     """After the data is read: --patience needs validation images (--val-split, or a folder's val/)."""
     if cfg.patience and n_val < 1:
         raise CnnlabError(
-            f"--patience {cfg.patience}: early stopping watches validation accuracy, but {cfg.dataset} has no "
-            "val/ folder; add --val-split (e.g. --val-split 0.1)"
+            _(
+                "--patience {n}: early stopping watches validation accuracy, but {dataset} has no val/ folder; "
+                "add --val-split (e.g. --val-split 0.1)",
+                n=cfg.patience,
+                dataset=cfg.dataset,
+            )
         )
