@@ -39,7 +39,10 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     """The exit code is 2 when any file failed; the others are still predicted and printed."""
+    from contextlib import nullcontext
+
     from cnnlab.data.files import shown  # one line per file, whatever its name holds
+    from cnnlab.i18n import using
     from cnnlab.prediction import predict_records, write_csv
 
     checkpoint = args.checkpoint
@@ -51,7 +54,10 @@ def run(args) -> int:
         from cnnlab.models.adapt import model_from_weights
 
         checkpoint = model_from_weights(args.checkpoint, args.pretrained, args.weights, args.classes)
-    results = predict_records(checkpoint, args.images, args.top, args.save_input)
+    with (
+        using("en") if args.json else nullcontext()
+    ):  # JSON values (the errors too) are English in any language
+        results = predict_records(checkpoint, args.images, args.top, args.save_input)
     failed = sum("error" in r for r in results)
     if args.csv:
         write_csv(args.csv, results)

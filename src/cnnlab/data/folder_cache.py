@@ -44,7 +44,7 @@ from cnnlab.data.folder import (
 )
 from cnnlab.data.folder_run import SKIPPED_FILE, SPLIT_FILE, report, write_run_files  # noqa: F401 (also here)
 from cnnlab.data.images import MISSING, decode_chunk, inspect_chunk, reason
-from cnnlab.data.spec import Reading, decide, reading_of
+from cnnlab.data.spec import Reading, decide, reading_of, why_text
 from cnnlab.errors import CnnlabError
 from cnnlab.i18n import _
 
@@ -259,7 +259,7 @@ def read_as(
         if opts.channels == 3:
             raise CnnlabError(
                 _("--channels 3: the images are read as handwriting ({why}), which is grey; drop --channels "
-                  "or pass --preprocess photo", why=reading.why)
+                  "or pass --preprocess photo", why=why_text(reading.why))
             )  # fmt: skip
         return reading, 1, opts.image_size or DIGIT_SIZE
     channels = opts.channels or (1 if all(info[p][0] for p in kept) else 3)

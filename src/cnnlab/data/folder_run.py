@@ -16,6 +16,7 @@ from pathlib import Path
 from cnnlab.data.files import shown
 from cnnlab.data.folder import SPLITS, class_table
 from cnnlab.data.images import reason
+from cnnlab.data.spec import why_text
 from cnnlab.i18n import _
 
 SPLIT_FILE = "split.json"  # in the run folder: the exact files of each split, so `eval` reuses the test set
@@ -35,9 +36,9 @@ def report(fd, log, how: str) -> None:
     log(_("folder {root}: {n} classes, {shape} images, split {how}", root=fd.root, n=len(fd.classes),
           shape=f"{c}x{s}x{s}", how=how))  # fmt: skip
     if fd.preprocess == "digit":
-        log(_("images read as handwriting: {why}", why=fd.why))
+        log(_("images read as handwriting: {why}", why=why_text(fd.why)))
     else:
-        log(_("images read as photos: {why}", why=fd.why))
+        log(_("images read as photos: {why}", why=why_text(fd.why)))
     log(table)
     for w in warnings:
         log(w)
