@@ -160,6 +160,7 @@ def test_plot_eval_and_predict_refuse_to_overwrite_what_they_read(cli, copy, dig
         ("plot", "curves", str(copy), "--out", str(copy / "metrics.csv")),
         ("plot", "filters", str(copy / "best.safetensors"), "--out", str(copy / "best.json")),
         ("predict", str(copy), str(digit_png), "--csv", str(copy / "metrics.csv")),
+        ("lr-find", *TINY[:2], "--weights", str(copy), "--num-steps", "5", "--plot", str(copy / "best.json")),
     ):
         one_line_error(cli(*args, check=False), 2, "is read by this command")
     assert contents(copy) == before

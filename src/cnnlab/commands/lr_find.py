@@ -18,10 +18,13 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from cnnlab.core.files import output_file
     from cnnlab.training.lr_find import lr_find
     from cnnlab.training.settings import config_from_args, given_fields
 
     cfg = config_from_args(args)
+    # before the sweep: never the weights being read (a run's checkpoint, a .pth), a device or a FIFO
+    output_file(args.plot, [w for w in (cfg.weights,) if w and w is not True])
     result = lr_find(
         cfg, given_fields(args), args.start_lr, args.end_lr, args.num_steps, args.plot, args.json
     )
