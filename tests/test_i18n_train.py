@@ -56,6 +56,7 @@ QUICK = (
 
 def english_words(text: str) -> set[str]:
     """Words of `text` from the ENGLISH list once names, flags, paths, shapes and numbers are removed."""
+    text = re.sub(r"\(\w*(Error|Exception)\b[^)]*\)", " ", text)  # a library's own words (Pillow's), quoted
     text = re.sub(r"\S*[._\-/=]\S*|\w*\d\w*", " ", text)
     return {w for w in re.findall(r"[A-Za-z]{2,}", text) if w.lower() in ENGLISH and w not in NAMES}
 
@@ -64,8 +65,8 @@ def korean_lines(text: str, allowed: tuple[str, ...] = ()) -> list[str]:
     """The lines of `text`; fails on one with no Hangul or with an English message word."""
     lines = [line for line in text.splitlines() if line.strip()]
     for line in lines:
-        if any(line.startswith(a) for a in allowed):
-            continue
+        if any(line.startswith(a) for a in allowed) or re.fullmatch(r"\s*\S+(\s+\d+)+\s*", line):
+            continue  # a class table's row: a class name (the user's) and counts, nothing to translate
         assert HANGUL.search(line), f"not Korean: {line!r}"
         assert not english_words(line), f"English words {english_words(line)} in {line!r}"
     return lines
