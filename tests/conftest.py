@@ -83,3 +83,21 @@ def untrained_checkpoint(
     kwargs = {"num_classes": len(meta["classes"]), "in_channels": 1, "input_size": 28, "width": width}
     model = get_model(name, **kwargs).eval()
     return save_checkpoint(stem, model, {"model": name, "model_kwargs": kwargs, **meta})
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A local HTTP server on 127.0.0.1 serving tmp_path/www: (that folder, its base URL). A mirror for
+    downloads (weights, dataset files) with no network."""
+    import http.server
+    import threading
+    from functools import partial
+
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.RequestHandlerClass.log_message = lambda *a: None
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()

@@ -19,21 +19,11 @@ from conftest import run_cli, untrained_checkpoint
 from folder_images import make_folder, mnist_sample_test
 from test_browser_explore import browser, drawn, open_page  # noqa: F401 (browser: a fixture)
 
+from cnnlab.data.records import DATASETS
 from cnnlab.serve.launch import running_server
 
 MODELS = {"chapter-cnn": 1.0, "fastnet-bn": 1.0, "resnet18": 0.125, "googlenet": 0.25}  # name: width
-FASHION = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
+FASHION = list(DATASETS["fashion-mnist"].classes)
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 TIMEOUT_MS = 15_000  # one detail answer; a broken view fails fast instead of waiting Playwright's 30 s
 

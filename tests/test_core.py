@@ -3,11 +3,8 @@ atomic writes and their exit codes, autocast; and that importing it costs no tor
 
 import errno
 import hashlib
-import http.server
 import subprocess
 import sys
-import threading
-from functools import partial
 
 import pytest
 import torch
@@ -20,16 +17,11 @@ from cnnlab.errors import CnnlabError
 
 
 @pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
+def server(server):
+    """conftest's local HTTP server, serving f.bin: its base URL."""
+    root, url = server
     (root / "f.bin").write_bytes(b"payload" * 1000)
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.RequestHandlerClass.log_message = lambda *a: None
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
+    return url
 
 
 def test_download_checks_the_part_file_before_it_becomes_the_target(server, tmp_path):

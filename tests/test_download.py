@@ -2,10 +2,7 @@
 
 import gzip
 import hashlib
-import http.server
 import socket
-import threading
-from functools import partial
 
 import pytest
 
@@ -14,20 +11,15 @@ from cnnlab.errors import CnnlabError
 
 
 @pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "www"
-    (root / "good").mkdir(parents=True)
+def server(server):
+    """conftest's local HTTP server with good/f.gz and a corrupted bad/f.gz: (base URL, the good MD5)."""
+    root, url = server
+    (root / "good").mkdir()
     (root / "bad").mkdir()
     payload = gzip.compress(b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + bytes([1, 2, 3]))
     (root / "good" / "f.gz").write_bytes(payload)
     (root / "bad" / "f.gz").write_bytes(payload[:-3] + b"xyz")
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.RequestHandlerClass.log_message = lambda *a: None
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", hashlib.md5(payload).hexdigest()
-    httpd.shutdown()
+    return url.rstrip("/"), hashlib.md5(payload).hexdigest()
 
 
 def dead_url() -> str:

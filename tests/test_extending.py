@@ -3,16 +3,13 @@ one new file in models/, a dataset one record in data/records.py; everything els
 
 import filecmp
 import hashlib
-import http.server
 import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -71,19 +68,6 @@ def tinynet(**kwargs):
 '''
 CLASSES = ("cat", "dog", "fish")  # the folder's, sorted: the weights' rows are mapped by name
 COLOURS = {"cat": (200, 40, 40), "dog": (40, 200, 40), "fish": (40, 40, 200)}
-
-
-@pytest.fixture
-def server(tmp_path):
-    """A local HTTP server on 127.0.0.1 serving tmp_path/www (the weights' and the dataset's mirror)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.RequestHandlerClass.log_message = lambda *a: None
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
 
 
 def published_file(root: Path) -> str:

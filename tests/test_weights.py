@@ -6,13 +6,10 @@ cnnlab): its resnet18, vgg11 and googlenet have exactly cnnlab's parameter names
 weights give the same logits; its state dicts are the files the loading tests read."""
 
 import hashlib
-import http.server
 import json
 import pickle
 import sys
-import threading
 import types
-from functools import partial
 
 import pytest
 import torch
@@ -193,18 +190,6 @@ def test_googlenet_transform_input_equals_half_normalisation():
     # ... is what cnnlab records for these weights: mean = std = 0.5
     assert torch.allclose(tv, (x - 0.5) / 0.5, atol=1e-6)
     assert W.imagenet_preprocess("googlenet_tv")["mean"] == [0.5, 0.5, 0.5]
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.RequestHandlerClass.log_message = lambda *a: None
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
 
 
 @pytest.fixture

@@ -19,15 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from cnnlab.checkpoint_meta import build_from_meta, parse_meta, read_sidecar, validate_meta
-from cnnlab.core.files import (  # noqa: F401  (re-exported: cnnlab.checkpoint.output_file as before)
-    PICKLE_SUFFIXES,
-    RUN_RECORDS,
-    atomic_write,
-    atomic_write_text,
-    output_file,
-    read_set,
-    write_error,
-)
+from cnnlab.core.files import PICKLE_SUFFIXES, atomic_write, atomic_write_text
 from cnnlab.errors import EXIT_BAD_CHECKPOINT, EXIT_UNSAFE_CHECKPOINT, CnnlabError
 from cnnlab.i18n import _
 

@@ -24,7 +24,7 @@ def run(args) -> int:
 
     cfg = config_from_args(args)
     # before the sweep: never the weights being read (a run's checkpoint, a .pth), a device or a FIFO
-    output_file(args.plot, [w for w in (cfg.weights,) if w and w is not True])
+    output_file(args.plot, [cfg.weights])  # read_set skips None
     result = lr_find(
         cfg, given_fields(args), args.start_lr, args.end_lr, args.num_steps, args.plot, args.json
     )

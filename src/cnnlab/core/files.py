@@ -11,6 +11,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from cnnlab.errors import EXIT_OUT_FULL, EXIT_OUT_UNWRITABLE, CnnlabError
 from cnnlab.i18n import _
 
@@ -129,7 +131,7 @@ def atomic_write(path: Path, write) -> None:
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
         raise write_error(path, e) from None
-    except Exception as e:  # writers that wrap the OSError in their own type (SafetensorError, RuntimeError)
+    except (SafetensorError, RuntimeError) as e:  # writers that wrap the OSError in their own type
         full = disk_full(e, target.parent)
         Path(tmp).unlink(missing_ok=True)
         if not full:
