@@ -354,3 +354,11 @@ def test_nproc_relaunch_repeats_the_flags_given():
 
     args = build_parser("train").parse_args(["train", "--no-tta", "--lr", "0.1", "--nproc", "2", "--json"])
     assert train_argv(args) == ["--lr", "0.1", "--no-tta", "--json"]
+
+
+@pytest.mark.parametrize("dataset", [[], {}, 3])
+def test_a_dataset_of_the_wrong_type_is_one_error_not_a_crash(dataset):
+    """Combination checks that read the dataset (is it a folder?) wait for its own rule: a list as the
+    dataset once reached `_splits` and crashed with "unhashable type" (found by test_validate_property)."""
+    with pytest.raises(CnnlabError, match="dataset"):
+        TrainConfig(dataset=dataset)

@@ -208,7 +208,7 @@ COMBINATIONS: list[tuple[tuple[str, ...], Callable]] = [
     (("pretrained", "weights", "model"), _pretrained),
     (("finetune", "pretrained", "weights"), _probe),
     (("channels",), _channels),
-    (("val_split", "test_split"), _splits),
+    (("val_split", "test_split", "dataset"), _splits),  # is_folder reads the dataset
     (("resume", "overwrite"), _resume_overwrite),
     (("sync_bn",), _sync_bn),
     (("warmup_epochs", "epochs"), _warmup),
